@@ -1,0 +1,1 @@
+"""alumni-orchestration: know an alumni association's members and act on it."""

@@ -1,0 +1,103 @@
+"""The `alumni` command: generate, sandbox, webhook, demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from alumni_orchestration.synthetic.generator import GeneratorConfig, generate_association
+
+    config = GeneratorConfig(
+        members=args.members,
+        years=args.years,
+        seed=args.seed,
+        wart_rate=args.wart_rate,
+        end_date=args.end_date,
+    )
+    manifest = generate_association(Path(args.out), config, membership_url=args.membership_url)
+    counts = manifest["counts"]
+    print(f"generated {counts['members']} members, {counts['dues_payments']} dues payments, "
+          f"{counts['sendgrid_events']} email events, {counts['eventbrite_attendees']} Eventbrite attendees, "
+          f"{counts['helloasso_orders']} HelloAsso orders into {args.out}")
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from alumni_orchestration.sandbox.server import serve_forever
+
+    serve_forever(
+        data_dir=Path(args.data),
+        port=args.port,
+        host=args.host,
+        webhook_url=args.webhook_url,
+        fault_rate=args.fault_rate,
+    )
+    return 0
+
+
+def _webhook(args: argparse.Namespace) -> int:
+    from alumni_orchestration.webhook.receiver import serve_forever
+
+    public_key = args.public_key or os.environ.get("SENDGRID_WEBHOOK_PUBLIC_KEY")
+    if not public_key:
+        print("alumni webhook: give --public-key or set SENDGRID_WEBHOOK_PUBLIC_KEY", file=sys.stderr)
+        return 2
+    serve_forever(port=args.port, host=args.host, landing=args.landing, public_key=public_key)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from alumni_orchestration.demo import run_demo
+
+    return run_demo(members=args.members, years=args.years, seed=args.seed, headless=args.headless)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alumni", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write a synthetic association")
+    gen.add_argument("--members", type=int, default=2000)
+    gen.add_argument("--years", type=int, default=3)
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--membership-url", default=None, help="SQLAlchemy URL; default: OUT/membership.sqlite")
+    gen.add_argument("--wart-rate", type=float, default=0.02)
+    gen.add_argument("--end-date", default=None, help="last simulated day (YYYY-MM-DD); default: yesterday")
+    gen.set_defaults(func=_generate)
+
+    sbx = sub.add_parser("sandbox", help="serve the SendGrid, Eventbrite and HelloAsso sandbox")
+    sbx.add_argument("--data", required=True)
+    sbx.add_argument("--port", type=int, default=8765)
+    sbx.add_argument("--host", default="127.0.0.1")
+    sbx.add_argument("--webhook-url", default=None)
+    sbx.add_argument("--fault-rate", type=float, default=0.0)
+    sbx.set_defaults(func=_sandbox)
+
+    hook = sub.add_parser("webhook", help="receive the SendGrid Event Webhook")
+    hook.add_argument("--port", type=int, default=8766)
+    hook.add_argument("--host", default="127.0.0.1")
+    hook.add_argument("--landing", required=True, help="landing folder (or object-store URL)")
+    hook.add_argument("--public-key", default=None, help="or SENDGRID_WEBHOOK_PUBLIC_KEY")
+    hook.set_defaults(func=_webhook)
+
+    demo = sub.add_parser("demo", help="generate, start the sandbox, materialise everything, open the UI")
+    demo.add_argument("--members", type=int, default=2000)
+    demo.add_argument("--years", type=int, default=3)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--headless", action="store_true", help="run the loop once and exit, no UI")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
