@@ -1,0 +1,69 @@
+"""Shared fixtures: generated associations, the real PostgreSQL, an isolated ALUMNI_HOME."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from alumni_orchestration.synthetic.generator import GeneratorConfig, generate_association
+
+POSTGRES_ADMIN_URL = os.environ.get("ALUMNI_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+TEST_END_DATE = "2026-11-21"
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        engine = sa.create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    problem = _postgres_reachable()
+    if problem:
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"REQUIRE_POSTGRES=1 but PostgreSQL at 127.0.0.1:5432 is not reachable ({problem})")
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 not reachable ({problem}); set REQUIRE_POSTGRES=1 to make this an error")
+    return POSTGRES_ADMIN_URL
+
+
+@pytest.fixture
+def postgres_database(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards; yields its SQLAlchemy URL."""
+    name = f"alumni_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def small_association(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 600-member, 2-year association shared (read-only) by the tests of a session."""
+    out = tmp_path_factory.mktemp("association")
+    generate_association(out, GeneratorConfig(members=600, years=2, seed=11, end_date=TEST_END_DATE))
+    return out
+
+
+@pytest.fixture
+def alumni_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "alumni_home"
+    home.mkdir()
+    monkeypatch.setenv("ALUMNI_HOME", str(home))
+    return home
