@@ -25,7 +25,7 @@ from sqlalchemy import create_engine
 
 from alumni_orchestration.synthetic import behaviour as bh
 from alumni_orchestration.synthetic import taxonomy as tx
-from alumni_orchestration.synthetic.membership_schema import MEMBERSHIP_TABLES, metadata
+from alumni_orchestration.synthetic.membership_schema import metadata
 from alumni_orchestration.synthetic.timeutil import (
     day_number,
     iso_dates,
@@ -731,7 +731,7 @@ class AssociationWriter:
                 extra += block[dup_every - 1::dup_every]  # SendGrid retried a batch: the same events again
                 self.o.warts["duplicate_webhook_event"] += len(block[dup_every - 1::dup_every])
             if bad_every:
-                for k, line in enumerate(block[bad_every // 2::bad_every]):
+                for line in block[bad_every // 2::bad_every]:
                     self._bad_counter += 1
                     if self._bad_counter % 2:
                         extra.append(line.replace('"event":"', '"event":"legacy_', 1).replace('","sg_message_id"', '-legacy","sg_message_id"', 1))
@@ -859,7 +859,7 @@ class AssociationWriter:
                 chosen[topic_groups[p]["group_id"]] = topic_groups[p]
             for gid in sorted(chosen):
                 joined = max(int(c.joined_day[i]), self.first_day - 1500 + int(rng.integers(0, 1500 + self.last_day - self.first_day)))
-                joined = min(joined, self.last_day)
+                joined = min(joined, self.last_day, int(c.left_day[i]) - 1)
                 left = min(int(c.left_day[i]), joined + int(rng.integers(200, 4000))) if rng.random() < 0.25 else int(c.left_day[i])
                 leader = a_now[i] > 0.75 and rng.random() < 0.12
                 memberships.append((gid, int(c.ids[i]), "leader" if leader else "member", iso_dates(np.array([joined]))[0],
