@@ -1,4 +1,8 @@
-"""Where the platform keeps its files. Everything hangs off ALUMNI_HOME (default ./.alumni)."""
+"""Where the platform keeps its files, and the settings that are not secrets.
+
+Everything hangs off ALUMNI_HOME (default ./.alumni). Secrets are never read here: they are
+`dg.EnvVar`s on the resources.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import os
 from pathlib import Path
 
 PARIS_TZ = "Europe/Paris"
+SANDBOX_PORT = 8765
 
 
 def alumni_home() -> Path:
@@ -13,7 +18,7 @@ def alumni_home() -> Path:
 
 
 def warehouse_path() -> Path:
-    return alumni_home() / "warehouse.duckdb"
+    return Path(os.environ.get("ALUMNI_WAREHOUSE", str(alumni_home() / "warehouse.duckdb")))
 
 
 def demo_data_dir() -> Path:
@@ -22,3 +27,12 @@ def demo_data_dir() -> Path:
 
 def webhook_landing_dir() -> Path:
     return Path(os.environ.get("SENDGRID_WEBHOOK_LANDING", str(alumni_home() / "landing" / "sendgrid")))
+
+
+def partitions_start() -> str:
+    """First day of the daily partitions (Europe/Paris): the start of the history to keep."""
+    return os.environ.get("ALUMNI_PARTITIONS_START", "2023-01-01")
+
+
+def sandbox_url() -> str:
+    return os.environ.get("ALUMNI_SANDBOX_URL", f"http://127.0.0.1:{SANDBOX_PORT}")

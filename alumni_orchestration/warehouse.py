@@ -116,3 +116,62 @@ def table_exists(conn: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     return bool(conn.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
     ).fetchone()[0])
+
+
+def ensure_table(conn: duckdb.DuckDBPyConnection, qualified: str, ddl: str) -> None:
+    conn.execute(f"create table if not exists {qualified} ({ddl})")
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame.from_records(rows)
+
+
+def insert_rows(conn: duckdb.DuckDBPyConnection, qualified: str, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    conn.register("new_rows", _frame(rows))
+    conn.execute(f"insert into {qualified} by name select * from new_rows")
+    conn.unregister("new_rows")
+
+
+def replace_all_rows(conn: duckdb.DuckDBPyConnection, qualified: str, ddl: str, rows: list[dict[str, Any]]) -> None:
+    """A snapshot table: the new rows replace the old ones, in one transaction."""
+    conn.execute(f"create or replace table {qualified} ({ddl})")
+    insert_rows(conn, qualified, rows)
+
+
+def replace_partition_rows(conn: duckdb.DuckDBPyConnection, qualified: str, ddl: str, rows: list[dict[str, Any]],
+                           date_column: str, first_day: str, last_day: str) -> None:
+    """Replace exactly the rows whose `date_column` lies in [first_day, last_day]."""
+    ensure_table(conn, qualified, ddl)
+    conn.execute(f"delete from {qualified} where {date_column} between ? and ?", [first_day, last_day])
+    insert_rows(conn, qualified, rows)
+
+
+def upsert_rows(conn: duckdb.DuckDBPyConnection, qualified: str, ddl: str, rows: list[dict[str, Any]], key: str) -> None:
+    """Insert or replace by primary key: the latest version of each record wins."""
+    ensure_table(conn, qualified, ddl)
+    if not rows:
+        return
+    frame = _frame(rows).drop_duplicates(subset=[key], keep="last")
+    conn.register("new_rows", frame)
+    conn.execute(f"delete from {qualified} where {key} in (select {key} from new_rows)")
+    conn.execute(f"insert into {qualified} by name select * from new_rows")
+    conn.unregister("new_rows")
+
+
+def replace_quarantine_days(conn: duckdb.DuckDBPyConnection, asset_key: str, first_day: str, last_day: str,
+                            rows: pd.DataFrame) -> None:
+    """For daily-partitioned assets: quarantine rows carry their day as partition_key."""
+    conn.execute(f"delete from {QUARANTINE_TABLE} where asset_key = ? and partition_key between ? and ?",
+                 [asset_key, first_day, last_day])
+    if rows.empty:
+        return
+    conn.register("quarantine_rows", rows)
+    conn.execute(
+        f"""insert into {QUARANTINE_TABLE}
+            select source, record_key, reason, scope, payload, current_timestamp::timestamp, ?, partition_key
+            from quarantine_rows""",
+        [asset_key],
+    )
+    conn.unregister("quarantine_rows")

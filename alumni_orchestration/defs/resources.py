@@ -1,33 +1,58 @@
 """Binds every resource from the environment. See the README's "Configuration" table.
 
 Secrets (database URL, API keys, tokens, client secrets) are always `dg.EnvVar`s, so their values
-never appear in the UI, run config, logs or metadata. Non-secret settings fall back to the
-embedded demo: a SQLite membership base and the local sandbox under $ALUMNI_HOME.
+never appear in the UI, run config, logs or metadata. Non-secret settings default to the
+embedded demo: a SQLite membership base and the local sandbox, under $ALUMNI_HOME.
 """
-
-from __future__ import annotations
 
 import os
 
 import dagster as dg
 
 from alumni_orchestration import settings
+from alumni_orchestration.defs.eventbrite.resources import EventbriteResource
+from alumni_orchestration.defs.helloasso.resources import HelloAssoResource
 from alumni_orchestration.defs.membership.resources import MembershipDatabaseResource
+from alumni_orchestration.defs.sendgrid.resources import SendGridResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
+from alumni_orchestration.synthetic.generator import EVENTBRITE_ORG_ID, ORG_SLUG
 
 
 def setting(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    sandbox = settings.sandbox_url()
+    if "MEMBERSHIP_DATABASE_URL" not in os.environ:
+        # The embedded default holds no secret; a real URL is only ever read as an EnvVar.
+        os.environ["MEMBERSHIP_DATABASE_URL"] = f"sqlite:///{settings.demo_data_dir() / 'membership.sqlite'}"
+    return {
+        "warehouse": WarehouseResource(path=str(settings.warehouse_path())),
+        "membership_db": MembershipDatabaseResource(url=dg.EnvVar("MEMBERSHIP_DATABASE_URL")),
+        "sendgrid": SendGridResource(
+            api_key=dg.EnvVar("SENDGRID_API_KEY"),
+            host=setting("SENDGRID_HOST", f"{sandbox}/sendgrid"),
+            webhook_landing=str(settings.webhook_landing_dir()),
+            webhook_public_key=dg.EnvVar("SENDGRID_WEBHOOK_PUBLIC_KEY")
+            if "SENDGRID_WEBHOOK_PUBLIC_KEY" in os.environ
+            else "",
+        ),
+        "eventbrite": EventbriteResource(
+            token=dg.EnvVar("EVENTBRITE_TOKEN"),
+            organization_id=setting("EVENTBRITE_ORGANIZATION_ID", EVENTBRITE_ORG_ID),
+            base_url=setting("EVENTBRITE_BASE_URL", f"{sandbox}/eventbrite/v3"),
+        ),
+        "helloasso": HelloAssoResource(
+            client_id=dg.EnvVar("HELLOASSO_CLIENT_ID"),
+            client_secret=dg.EnvVar("HELLOASSO_CLIENT_SECRET"),
+            organization_slug=setting("HELLOASSO_ORGANIZATION_SLUG", ORG_SLUG),
+            api_url=setting("HELLOASSO_API_URL", f"{sandbox}/helloasso/v5"),
+            token_url=setting("HELLOASSO_TOKEN_URL", f"{sandbox}/helloasso/oauth2/token"),
+        ),
+    }
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
-    if "MEMBERSHIP_DATABASE_URL" not in os.environ:
-        # The embedded default holds no secret; a real URL is only ever taken as an EnvVar.
-        os.environ["MEMBERSHIP_DATABASE_URL"] = f"sqlite:///{settings.demo_data_dir() / 'membership.sqlite'}"
-    return dg.Definitions(
-        resources={
-            "warehouse": WarehouseResource(path=setting("ALUMNI_WAREHOUSE", str(settings.warehouse_path()))),
-            "membership_db": MembershipDatabaseResource(url=dg.EnvVar("MEMBERSHIP_DATABASE_URL")),
-        }
-    )
+    return dg.Definitions(resources=build_resources())

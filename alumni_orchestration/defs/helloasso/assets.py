@@ -1,0 +1,197 @@
+"""HelloAsso forms (snapshot) and orders, items and payments (daily partitions, Europe/Paris)."""
+
+import datetime as dt
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from alumni_orchestration.defs.helloasso.resources import HelloAssoResource
+from alumni_orchestration.defs.warehouse.resources import WarehouseResource
+from alumni_orchestration.ingest.records import (
+    RAW_DDL,
+    flatten_helloasso_forms,
+    flatten_helloasso_orders,
+    flatten_helloasso_payments,
+)
+from alumni_orchestration.lib.loads import (
+    conservation_check,
+    conservation_spec,
+    load_metadata,
+    quarantine_frame,
+)
+from alumni_orchestration.partitions import daily_partitions
+from alumni_orchestration.warehouse import (
+    RAW_SCHEMA,
+    WAREHOUSE_POOL,
+    ensure_raw_schema,
+    replace_all_rows,
+    replace_partition_rows,
+    replace_quarantine,
+    replace_quarantine_days,
+)
+
+PARIS = ZoneInfo("Europe/Paris")
+FORMS = dg.AssetKey([RAW_SCHEMA, "helloasso_forms"])
+ORDERS = dg.AssetKey([RAW_SCHEMA, "helloasso_orders"])
+ITEMS = dg.AssetKey([RAW_SCHEMA, "helloasso_items"])
+PAYMENTS = dg.AssetKey([RAW_SCHEMA, "helloasso_payments"])
+DAILY_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=36), warn_window=timedelta(hours=26)
+)
+
+
+def paris_window(first_day: str, last_day: str) -> tuple[str, str]:
+    """[first_day 00:00, last_day + 1 00:00) in Paris time, as HelloAsso's from/to (to is exclusive)."""
+    start = dt.datetime.combine(dt.date.fromisoformat(first_day), dt.time(), PARIS)
+    end = dt.datetime.combine(dt.date.fromisoformat(last_day) + timedelta(days=1), dt.time(), PARIS)
+    return start.isoformat(), end.isoformat()
+
+
+@dg.asset(
+    key=FORMS,
+    group_name="sources",
+    kinds={"helloasso", "duckdb"},
+    pool=WAREHOUSE_POOL,
+    description="HelloAsso Event and Membership forms; topic from the #hashtag in the description.",
+    freshness_policy=DAILY_FRESHNESS,
+    check_specs=[conservation_spec(FORMS)],
+)
+def helloasso_forms(
+    context: dg.AssetExecutionContext, helloasso: HelloAssoResource, warehouse: WarehouseResource
+):
+    records = list(helloasso.client().forms())
+    rows, bad = flatten_helloasso_forms(records)
+    with warehouse.write() as conn:
+        ensure_raw_schema(conn)
+        conn.execute("begin transaction")
+        replace_all_rows(conn, f"{RAW_SCHEMA}.helloasso_forms", RAW_DDL["helloasso_forms"], rows)
+        replace_quarantine(
+            conn, "raw/helloasso_forms", "", quarantine_frame(bad).drop(columns="partition_key")
+        )
+        conn.execute("commit")
+        loaded = conn.execute(f"select count(*) from {RAW_SCHEMA}.helloasso_forms").fetchone()[0]
+    context.log.info(f"HelloAsso: {len(records)} forms read")
+    yield dg.MaterializeResult(
+        metadata=load_metadata(rows_read=len(records), rows_loaded=loaded, quarantined=bad)
+    )
+    yield conservation_check(FORMS, len(records), loaded, len(bad))
+
+
+@dg.multi_asset(
+    name="helloasso_orders_daily",
+    specs=[
+        dg.AssetSpec(
+            ORDERS,
+            group_name="sources",
+            kinds={"helloasso", "duckdb"},
+            freshness_policy=DAILY_FRESHNESS,
+            description="HelloAsso orders (events and memberships), by order day.",
+        ),
+        dg.AssetSpec(
+            ITEMS,
+            group_name="sources",
+            kinds={"helloasso", "duckdb"},
+            freshness_policy=DAILY_FRESHNESS,
+            description="HelloAsso order items: registrations, memberships, donations; the user may differ from the payer.",
+        ),
+        dg.AssetSpec(
+            PAYMENTS,
+            group_name="sources",
+            kinds={"helloasso", "duckdb"},
+            freshness_policy=DAILY_FRESHNESS,
+            description="HelloAsso payments by payment day, including refunds and offline payments.",
+        ),
+    ],
+    check_specs=[conservation_spec(ORDERS), conservation_spec(PAYMENTS)],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+)
+def helloasso_orders_daily(
+    context: dg.AssetExecutionContext, helloasso: HelloAssoResource, warehouse: WarehouseResource
+):
+    first_day, last_day = context.partition_key_range.start, context.partition_key_range.end
+    date_from, date_to = paris_window(first_day, last_day)
+    client = helloasso.client()
+    raw_orders = list(client.orders(date_from, date_to))
+    raw_payments = list(client.payments(date_from, date_to))
+    orders, items, bad_orders = flatten_helloasso_orders(raw_orders)
+    payments, bad_payments = flatten_helloasso_payments(raw_payments)
+    # Records outside the asked window are the provider's mistake: keep them out of these partitions.
+    in_window = [o for o in orders if first_day <= o["partition_date"].isoformat() <= last_day]
+    outside = {o["order_id"] for o in orders} - {o["order_id"] for o in in_window}
+    bad_orders += [
+        {
+            "source": "helloasso.orders",
+            "record_key": str(i),
+            "reason": "outside_requested_window",
+            "scope": "row",
+            "payload": "{}",
+        }
+        for i in sorted(outside)
+    ]
+    items = [i for i in items if i["order_id"] not in outside]
+    context.log.info(
+        f"HelloAsso {first_day}..{last_day}: {len(raw_orders)} orders, {len(raw_payments)} payments"
+    )
+
+    def with_days(bad: list[dict]) -> list[dict]:
+        return [{**b, "partition_key": first_day} for b in bad]
+
+    with warehouse.write() as conn:
+        ensure_raw_schema(conn)
+        conn.execute("begin transaction")
+        for name, rows in (
+            ("helloasso_orders", in_window),
+            ("helloasso_items", items),
+            ("helloasso_payments", payments),
+        ):
+            replace_partition_rows(
+                conn, f"{RAW_SCHEMA}.{name}", RAW_DDL[name], rows, "partition_date", first_day, last_day
+            )
+        replace_quarantine_days(
+            conn, "raw/helloasso_orders", first_day, last_day, quarantine_frame(with_days(bad_orders))
+        )
+        replace_quarantine_days(
+            conn, "raw/helloasso_payments", first_day, last_day, quarantine_frame(with_days(bad_payments))
+        )
+        conn.execute("commit")
+        counts = {
+            name: conn.execute(
+                f"select count(*) from {RAW_SCHEMA}.{name} where partition_date between ? and ?",
+                [first_day, last_day],
+            ).fetchone()[0]
+            for name in ("helloasso_orders", "helloasso_items", "helloasso_payments")
+        }
+    window = f"{first_day} .. {last_day} (Europe/Paris)"
+    last_order = max((o["order_at"] for o in in_window), default=None)
+    yield dg.MaterializeResult(
+        asset_key=ORDERS,
+        metadata=load_metadata(
+            rows_read=len(raw_orders),
+            rows_loaded=counts["helloasso_orders"],
+            quarantined=bad_orders,
+            window=window,
+            last_event_time=last_order,
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=ITEMS,
+        metadata=load_metadata(
+            rows_read=len(items), rows_loaded=counts["helloasso_items"], quarantined=[], window=window
+        ),
+    )
+    yield dg.MaterializeResult(
+        asset_key=PAYMENTS,
+        metadata=load_metadata(
+            rows_read=len(raw_payments),
+            rows_loaded=counts["helloasso_payments"],
+            quarantined=bad_payments,
+            window=window,
+        ),
+    )
+    yield conservation_check(
+        ORDERS, len(raw_orders), counts["helloasso_orders"], len(bad_orders)
+    )
+    yield conservation_check(PAYMENTS, len(raw_payments), counts["helloasso_payments"], len(bad_payments))

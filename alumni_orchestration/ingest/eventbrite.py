@@ -1,0 +1,66 @@
+"""Eventbrite v3: organisation events and their attendees, continuation pagination, changed_since."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from alumni_orchestration.ingest.http import ProviderError, RetryBudget, request_json
+
+PROVIDER = "Eventbrite"
+
+
+def paginate(fetch: Callable[[dict[str, Any]], dict[str, Any]], params: dict[str, Any], key: str,
+             endpoint: str, max_pages: int = 100_000) -> Iterator[dict[str, Any]]:
+    """Follow `pagination.continuation` until `has_more_items` is false."""
+    continuation: str | None = None
+    seen: set[str] = set()
+    for _ in range(max_pages):
+        page_params = dict(params)
+        if continuation:
+            page_params["continuation"] = continuation
+        body = fetch(page_params)
+        yield from body.get(key, [])
+        pagination = body.get("pagination") or {}
+        if not pagination.get("has_more_items"):
+            return
+        continuation = pagination.get("continuation")
+        if not continuation or continuation in seen:
+            raise ProviderError(PROVIDER, endpoint, "has_more_items is true but the continuation token is missing or repeats")
+        seen.add(continuation)
+    raise ProviderError(PROVIDER, endpoint, f"more than {max_pages} pages")
+
+
+@dataclass
+class EventbriteClient:
+    base_url: str
+    token: str
+    organization_id: str
+    budget: RetryBudget = field(default_factory=RetryBudget)
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def _fetcher(self, path: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        url = f"{self.base_url.rstrip('/')}{path}"
+
+        def fetch(params: dict[str, Any]) -> dict[str, Any]:
+            return request_json(self.session, PROVIDER, "GET", url, params=params,
+                                headers={"Authorization": f"Bearer {self.token}"}, budget=self.budget)
+
+        return fetch
+
+    def events(self, changed_since: str | None = None) -> Iterator[dict[str, Any]]:
+        path = f"/organizations/{self.organization_id}/events/"
+        params: dict[str, Any] = {"page_size": 200}
+        if changed_since:
+            params["changed_since"] = changed_since
+        return paginate(self._fetcher(path), params, "events", path)
+
+    def attendees(self, event_id: str, changed_since: str | None = None) -> Iterator[dict[str, Any]]:
+        path = f"/events/{event_id}/attendees/"
+        params: dict[str, Any] = {}
+        if changed_since:
+            params["changed_since"] = changed_since
+        return paginate(self._fetcher(path), params, "attendees", path)
