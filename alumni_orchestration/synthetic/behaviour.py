@@ -44,7 +44,7 @@ def life_stage(age: np.ndarray, graduation_year: np.ndarray, year: int) -> np.nd
     return stage.astype(np.int8)
 
 
-def attachment_path(rng: np.random.Generator, base: np.ndarray, n_years: int, drift: float = 0.45) -> np.ndarray:
+def attachment_path(rng: np.random.Generator, base: np.ndarray, n_years: int, drift: float = 0.25) -> np.ndarray:
     """Yearly attachment (members x years) as a random walk in logit space.
 
     The drift makes recent behaviour more informative than old behaviour.
@@ -58,10 +58,10 @@ def dues_probability(attachment: np.ndarray, means: np.ndarray, paid_last_cycle:
                      stage: np.ndarray) -> np.ndarray:
     """True probability of paying a dues cycle."""
     x = (
-        -1.3
-        + 4.2 * (attachment - 0.45)
-        + 1.2 * (means - 0.5)
-        + 1.1 * paid_last_cycle
+        -1.5
+        + 3.2 * (attachment - 0.45)
+        + 1.0 * (means - 0.5)
+        + 1.7 * paid_last_cycle
         + STAGE_DUES_SHIFT[stage]
     )
     return sigmoid(x)
@@ -69,7 +69,7 @@ def dues_probability(attachment: np.ndarray, means: np.ndarray, paid_last_cycle:
 
 def open_probability(responsiveness: np.ndarray, attachment: np.ndarray) -> np.ndarray:
     """Probability that a human opens a delivered newsletter."""
-    return np.clip(0.03 + 0.55 * responsiveness * (0.35 + 0.65 * attachment), 0.0, 0.95)
+    return np.clip(0.02 + 0.6 * responsiveness * (0.15 + 0.85 * attachment), 0.0, 0.95)
 
 
 def click_probability(responsiveness: np.ndarray, attachment: np.ndarray) -> np.ndarray:
@@ -84,7 +84,7 @@ def unsubscribe_probability(attachment: np.ndarray) -> np.ndarray:
 def yearly_event_rate(attachment: np.ndarray, stage: np.ndarray) -> np.ndarray:
     """Expected event registrations per year."""
     stage_factor = np.array([1.2, 1.0, 0.7, 0.8, 0.9, 1.1])[stage]
-    return 3.2 * attachment**2 * stage_factor
+    return 4.5 * attachment**2 * stage_factor
 
 
 def attend_probability(attachment: np.ndarray) -> np.ndarray:

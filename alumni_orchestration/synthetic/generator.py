@@ -466,7 +466,8 @@ class AssociationWriter:
             stage = bh.life_stage((opens - c.birth_day) / 365.25, c.grad, cycle)
             eligible = (c.joined_day <= opens + 300) & (c.left_day > opens) & ~lifetime_done
             last = paid[:, j - 1] if j else habit
-            p = bh.dues_probability(c.attachment[:, j], c.means, last.astype(float), stage)
+            # Renewal reflects the engagement of the year just ended, which the pipeline can observe.
+            p = bh.dues_probability(c.attachment[:, max(j - 1, 0)], c.means, last.astype(float), stage)
             u = bh.hash_uniform(self.config.seed, c.ids, cycle)
             p_pay[:, j] = np.where(eligible, p, 0.0)
             paid[:, j] = eligible & (u < p)
@@ -546,7 +547,7 @@ class AssociationWriter:
             who = np.flatnonzero(paid[:, j] & (paid_day[:, j] <= self.last_day))
             days = paid_day[who, j]
             ts = paris_local_to_unix(days, rng.integers(8 * 3600, 22 * 3600, who.size))
-            donation = rng.random(who.size) < 0.12
+            donation = rng.random(who.size) < 0.3 * c.means[who] * c.attachment[who, j]
             donation_eur = rng.choice([20, 30, 50, 100], size=who.size)
             roll = rng.random(who.size)
             for k, i in enumerate(who.tolist()):
