@@ -1,0 +1,1 @@
+"""Campaign logic: triggers, audience rules, holdout, send windows. Pure functions, no Dagster."""
