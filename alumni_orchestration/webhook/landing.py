@@ -1,0 +1,153 @@
+"""The webhook landing location: raw batches, one folder per Europe/Paris day.
+
+Layout: `<landing>/dt=YYYY-MM-DD/<received_unix_ns>-<sha256[:16]>.json`, the exact bytes SendGrid
+signed. Local folders get durable writes (temporary file, fsync, atomic rename, fsync of the
+folder); an object store (any fsspec URL through universal_pathlib) gets atomic whole-object PUTs.
+Readers ignore temporary files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from upath import UPath
+
+TEMP_PREFIX = ".tmp-"
+KNOWN_EVENTS = frozenset({
+    "processed", "dropped", "delivered", "deferred", "bounce", "open", "click", "spamreport",
+    "unsubscribe", "group_unsubscribe", "group_resubscribe",
+})
+SOURCE = "sendgrid.webhook"
+
+
+def batch_name(raw: bytes, received_ns: int | None = None) -> str:
+    received_ns = received_ns if received_ns is not None else time.time_ns()
+    return f"{received_ns}-{hashlib.sha256(raw).hexdigest()[:16]}.json"
+
+
+class Landing:
+    """A landing location: a local folder path, or an fsspec URL (s3://, gs://, ...)."""
+
+    def __init__(self, location: str | Path) -> None:
+        self.location = str(location)
+        self.root = UPath(self.location)
+        self.is_local = self.root.protocol in ("", "file", "local")
+
+    def day_dir(self, day: str) -> UPath:
+        return self.root / f"dt={day}"
+
+    def write_batch(self, day: str, name: str, raw: bytes) -> str:
+        """Write one batch so that, once this returns, it survives a crash or a power cut."""
+        if not self.is_local:
+            (self.day_dir(day) / name).write_bytes(raw)  # object stores: atomic PUT
+            return name
+        folder = Path(self.root.path) / f"dt={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(raw)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, folder / name)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return name
+
+    def days(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(p.name[3:] for p in self.root.iterdir() if p.name.startswith("dt="))
+
+    def list_batches(self, day: str) -> list[str]:
+        folder = self.day_dir(day)
+        if not folder.exists():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.name.endswith(".json") and not p.name.startswith(TEMP_PREFIX))
+
+    def read_batch(self, day: str, name: str) -> bytes:
+        return (self.day_dir(day) / name).read_bytes()
+
+
+@dataclass
+class DayStats:
+    batches: int = 0
+    events_read: int = 0
+    events_kept: int = 0
+    duplicates: int = 0
+    quarantined: Counter = field(default_factory=Counter)
+
+    def conserved(self) -> bool:
+        return self.events_read == self.events_kept + self.duplicates + sum(self.quarantined.values())
+
+
+def _reject(record_key: str | None, reason: str, payload: Any) -> dict[str, Any]:
+    text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False, default=str)
+    return {"source": SOURCE, "record_key": record_key, "reason": reason, "payload": text[:2000]}
+
+
+def read_day_events(landing: Landing, day: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], DayStats]:
+    """Every usable event landed on `day`, deduplicated on sg_event_id (first occurrence wins).
+
+    A malformed batch counts as one record read and one quarantined; within a batch, each event is
+    a record. events_read = events_kept + duplicates + quarantined, always.
+    """
+    stats = DayStats()
+    events: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for name in landing.list_batches(day):
+        stats.batches += 1
+        raw = landing.read_batch(day, name)
+        try:
+            batch = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            batch = None
+        if not isinstance(batch, list):
+            stats.events_read += 1
+            stats.quarantined["malformed_json"] += 1
+            rejected.append(_reject(name, "malformed_json", raw[:2000].decode("utf-8", "replace")))
+            continue
+        for event in batch:
+            stats.events_read += 1
+            reason = _invalid_reason(event)
+            if reason:
+                stats.quarantined[reason] += 1
+                key = event.get("sg_event_id") if isinstance(event, dict) else None
+                rejected.append(_reject(None if key is None else str(key), reason, event))
+                continue
+            if event["sg_event_id"] in seen:
+                stats.duplicates += 1
+                continue
+            seen.add(event["sg_event_id"])
+            events.append({**event, "_batch": name})
+    stats.events_kept = len(events)
+    return events, rejected, stats
+
+
+def _invalid_reason(event: Any) -> str | None:
+    if not isinstance(event, dict):
+        return "not_an_object"
+    if not event.get("sg_event_id"):
+        return "missing_sg_event_id"
+    if event.get("event") not in KNOWN_EVENTS:
+        return "unknown_event_type"
+    timestamp = event.get("timestamp")
+    if not isinstance(timestamp, int | float) or isinstance(timestamp, bool) or not 946684800 <= timestamp < 4102444800:
+        return "invalid_timestamp"
+    return None
