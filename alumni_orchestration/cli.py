@@ -53,7 +53,8 @@ def _webhook(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from alumni_orchestration.demo import run_demo
 
-    return run_demo(members=args.members, years=args.years, seed=args.seed, headless=args.headless)
+    return run_demo(members=args.members, years=args.years, seed=args.seed, headless=args.headless,
+                    sandbox_port=args.sandbox_port, webhook_port=args.webhook_port, ui_port=args.ui_port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--years", type=int, default=3)
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--headless", action="store_true", help="run the loop once and exit, no UI")
+    demo.add_argument("--sandbox-port", type=int, default=8765)
+    demo.add_argument("--webhook-port", type=int, default=8766)
+    demo.add_argument("--ui-port", type=int, default=3000)
     demo.set_defaults(func=_demo)
     return parser
 

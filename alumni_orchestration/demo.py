@@ -162,7 +162,7 @@ def run_demo(members: int = 2000, years: int = 3, seed: int = 42, headless: bool
     with services(home, data, sandbox_port, webhook_port, env):
         batches = land_history(data)
         print(f"Landed {batches} webhook batches of history. Running alumni_main ...", flush=True)
-        first_day = max(settings.partitions_start(), manifest["period"]["start"])
+        first_day = max(settings.partitions_start(), manifest["period"]["history_start"])
         ok = run_main_job(first_day, manifest["period"]["end"])
         print(f"alumni_main {'succeeded' if ok else 'FAILED'} over {first_day} .. {manifest['period']['end']}", flush=True)
         if headless:

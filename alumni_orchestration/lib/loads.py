@@ -10,13 +10,9 @@ QUARANTINE_COLUMNS = ["source", "record_key", "reason", "scope", "payload", "par
 
 
 def quarantine_frame(bad: list[dict[str, Any]], partition_key: str = "") -> pd.DataFrame:
-    frame = (
-        pd.DataFrame.from_records(bad, columns=QUARANTINE_COLUMNS[:-1])
-        if bad
-        else pd.DataFrame(columns=QUARANTINE_COLUMNS[:-1])
-    )
-    if "partition_key" not in frame.columns or frame.empty:
-        frame["partition_key"] = partition_key
+    """Quarantine rows as a frame; a row's own partition_key (its day) wins over the default."""
+    frame = pd.DataFrame.from_records(bad, columns=QUARANTINE_COLUMNS) if bad else pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    frame["partition_key"] = frame["partition_key"].fillna(partition_key)
     return frame
 
 

@@ -931,7 +931,9 @@ class AssociationWriter:
         manifest = {
             "generator": "alumni-orchestration synthetic association v1",
             "config": asdict(self.config) | {"end_date": self.end.isoformat()},
-            "period": {"start": self.start.isoformat(), "end": self.end.isoformat()},
+            "period": {"start": self.start.isoformat(), "end": self.end.isoformat(),
+                       # online dues of the first observed cycle: early renewals start in December
+                       "history_start": dt.date(self.start.year - 1, 12, 1).isoformat()},
             "dues_cycles": {"first": self.cycles[0], "current": self.cycles[-2], "next_hidden": self.cycles[-1]},
             "organization": {"eventbrite_id": EVENTBRITE_ORG_ID, "helloasso_slug": ORG_SLUG},
             "counts": dict(sorted(o.counts.items())),
