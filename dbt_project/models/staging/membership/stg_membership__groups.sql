@@ -1,0 +1,2 @@
+select group_id, name as group_name, kind as group_kind, topic
+from {{ source('membership', 'groups') }}
