@@ -67,3 +67,11 @@ def alumni_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("ALUMNI_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dbt_manifest() -> Path:
+    """dbt parse once per session, so the Dagster definitions can load the manifest."""
+    from alumni_orchestration.defs.dbt.assets import ensure_manifest
+
+    return ensure_manifest()

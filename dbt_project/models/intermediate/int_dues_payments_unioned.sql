@@ -1,6 +1,8 @@
 -- Dues payments from every channel: the membership database and HelloAsso membership forms.
 with identity as (
-    select record_key, member_id
+    select
+        record_key,
+        member_id
     from {{ ref('int_members_identity_resolved') }}
     where source = 'helloasso_item' and member_id is not null
 ),
@@ -20,8 +22,20 @@ helloasso as (
     group by all
 )
 
-select member_id, dues_year, tier, amount_eur, paid_on, channel
+select
+    member_id,
+    dues_year,
+    tier,
+    amount_eur,
+    paid_on,
+    channel
 from {{ ref('stg_membership__dues_payments') }}
 union all
-select member_id, dues_year, tier, amount_eur, paid_on, channel
+select
+    member_id,
+    dues_year,
+    tier,
+    amount_eur,
+    paid_on,
+    channel
 from helloasso

@@ -13,20 +13,36 @@ with sendgrid as (
 ),
 
 eventbrite as (
-    select 'eventbrite_attendee' as source, attendee_id as record_key, email, name_key, promo,
+    select
+        'eventbrite_attendee' as source,
+        attendee_id as record_key,
+        email,
+        name_key,
+        promo,
         cast(null as bigint) as order_id
     from {{ ref('stg_eventbrite__attendees') }}
 ),
 
 helloasso_items as (
-    select 'helloasso_item' as source, cast(item_id as varchar) as record_key, email, name_key, promo, order_id
+    select
+        'helloasso_item' as source,
+        cast(item_id as varchar) as record_key,
+        email,
+        name_key,
+        promo,
+        order_id
     from {{ ref('stg_helloasso__items') }}
     where item_type in ('Registration', 'Membership', 'Donation')
 ),
 
 helloasso_payers as (
-    select 'helloasso_payer' as source, cast(order_id as varchar) as record_key, payer_email as email,
-        payer_name_key as name_key, cast(null as integer) as promo, order_id
+    select
+        'helloasso_payer' as source,
+        cast(order_id as varchar) as record_key,
+        payer_email as email,
+        payer_name_key as name_key,
+        cast(null as integer) as promo,
+        order_id
     from {{ ref('stg_helloasso__orders') }}
 )
 

@@ -6,12 +6,20 @@ with identities as (
 ),
 
 members as (
-    select member_id, email, secondary_email, name_key, graduation_year
+    select
+        member_id,
+        email,
+        secondary_email,
+        name_key,
+        graduation_year
     from {{ ref('stg_membership__members') }}
 ),
 
 unique_names as (
-    select name_key, graduation_year, min(member_id) as member_id
+    select
+        name_key,
+        graduation_year,
+        min(member_id) as member_id
     from members
     where name_key is not null
     group by name_key, graduation_year
@@ -41,7 +49,10 @@ matched as (
 -- HelloAsso payers and donation lines carry no promo: when the same order holds a matched item
 -- whose participant has the same name, it is the same person.
 order_people as (
-    select order_id, name_key, min(member_id) as member_id
+    select
+        order_id,
+        name_key,
+        min(member_id) as member_id
     from matched
     where source = 'helloasso_item' and member_id is not null
     group by order_id, name_key
@@ -57,5 +68,6 @@ select
     m.had_name_and_promo
 from matched as m
 left join order_people as o
-    on m.member_id is null and m.source in ('helloasso_item', 'helloasso_payer')
-    and m.order_id = o.order_id and m.name_key = o.name_key
+    on
+        m.member_id is null and m.source in ('helloasso_item', 'helloasso_payer')
+        and m.order_id = o.order_id and m.name_key = o.name_key

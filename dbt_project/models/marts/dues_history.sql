@@ -13,15 +13,24 @@ with payments as (
 ),
 
 bounds as (
-    select min(dues_year) as first_year, year({{ as_of_date() }}) as current_year from payments
+    select
+        min(dues_year) as first_year,
+        year({{ as_of_date() }}) as current_year
+    from payments
 ),
 
 members as (
-    select member_id, joined_on, left_on from {{ ref('stg_membership__members') }}
+    select
+        member_id,
+        joined_on,
+        left_on
+    from {{ ref('stg_membership__members') }}
 ),
 
 member_years as (
-    select m.member_id, cast(y.dues_year as integer) as dues_year
+    select
+        m.member_id,
+        cast(y.dues_year as integer) as dues_year
     from members as m
     cross join bounds as b
     cross join lateral (select unnest(range(b.first_year, b.current_year + 1)) as dues_year) as y
@@ -29,7 +38,10 @@ member_years as (
 ),
 
 lifetime as (
-    select member_id, min(dues_year) as since_year from payments where tier = 'lifetime' group by member_id
+    select
+        member_id,
+        min(dues_year) as since_year
+    from payments where tier = 'lifetime' group by member_id
 )
 
 select

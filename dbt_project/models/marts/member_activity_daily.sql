@@ -15,7 +15,8 @@ select
     cast(count(*) as integer) as activity_count,
     cast(sum(amount_eur) as decimal(12, 2)) as amount_eur
 from {{ ref('int_member_activities_unioned') }}
-where activity_date is not null
+where
+    activity_date is not null
     {% if var('min_date') %}and activity_date >= cast('{{ var("min_date") }}' as date){% endif %}
     {% if var('max_date') %}and activity_date <= cast('{{ var("max_date") }}' as date){% endif %}
 group by member_id, activity_date, signal

@@ -22,8 +22,8 @@ decayed as (
     select
         member_id,
         {%- for signal in ['opens', 'clicks', 'events_registered', 'events_attended', 'dues_paid', 'votes', 'group_joins', 'volunteer_starts'] %}
-        sum(case when signal = '{{ signal }}' then activity_count * {{ decay('age_days', hl[signal]) }} else 0 end)
-            as {{ signal }}_decayed,
+            sum(case when signal = '{{ signal }}' then activity_count * {{ decay('age_days', hl[signal]) }} else 0 end)
+                as {{ signal }}_decayed,
         {%- endfor %}
         sum(case when signal = 'donations' then amount_eur / 50.0 * {{ decay('age_days', hl['donations']) }} else 0 end)
             as donations_decayed,
@@ -83,7 +83,8 @@ scaled as (
         ln(1 + experiential) / nullif(avg(ln(1 + experiential)) over (), 0) as experiential_scaled,
         ln(1 + philanthropic) / nullif(avg(ln(1 + philanthropic)) over (), 0) as philanthropic_scaled,
         ln(1 + volunteer) / nullif(avg(ln(1 + volunteer)) over (), 0) as volunteer_scaled,
-        ln(1 + governance) / nullif(avg(ln(1 + governance)) over (), 0) as governance_scaled
+        ln(1 + governance) / nullif(avg(ln(1 + governance)) over (), 0) as governance_scaled,
+        ln(1 + frequency_365) / nullif(avg(ln(1 + frequency_365)) over (), 0) as frequency_scaled
     from modes
 ),
 
@@ -96,9 +97,11 @@ combined as (
             + {{ mw['philanthropic'] }} * coalesce(philanthropic_scaled, 0)
             + {{ mw['volunteer'] }} * coalesce(volunteer_scaled, 0)
             + {{ mw['governance'] }} * coalesce(governance_scaled, 0)
+            + {{ mw['frequency'] }} * coalesce(frequency_scaled, 0)
         ) / (
             case when receives_email then {{ mw['communication'] }} else 0 end
             + {{ mw['experiential'] }} + {{ mw['philanthropic'] }} + {{ mw['volunteer'] }} + {{ mw['governance'] }}
+            + {{ mw['frequency'] }}
         ) as engagement_raw
     from scaled
 )

@@ -7,11 +7,17 @@ with topics as (
 ),
 
 members as (
-    select member_id, segment, declared_interests from {{ ref('member_profile') }}
+    select
+        member_id,
+        segment,
+        declared_interests
+    from {{ ref('member_profile') }}
 ),
 
 declared as (
-    select m.member_id, t.topic,
+    select
+        m.member_id,
+        t.topic,
         {{ var('declared_interest_prior') }} / len(string_split(m.declared_interests, ';')) as prior
     from members as m
     cross join lateral (select unnest(string_split(m.declared_interests, ';')) as topic) as t
@@ -53,25 +59,33 @@ raw_affinity as (
 per_member as (
     select
         *,
-        sum(prior + measured) over (partition by member_id) as total,
+        sum(prior +measured) over (partition by member_id) as total,
         sum(measured) over (partition by member_id) as total_measured
     from raw_affinity
 ),
 
 normalised as (
-    select *, case when total > 0 then (prior + measured) / total end as own_affinity
+    select
+        *,
+        case when total > 0 then (prior +measured) / total end as own_affinity
     from per_member
 ),
 
 segment_profile as (
-    select segment, topic, avg(own_affinity) as segment_affinity
+    select
+        segment,
+        topic,
+        avg(own_affinity) as segment_affinity
     from normalised
     where own_affinity is not null
     group by segment, topic
 ),
 
 segment_normalised as (
-    select segment, topic, segment_affinity / sum(segment_affinity) over (partition by segment) as segment_affinity
+    select
+        segment,
+        topic,
+        segment_affinity / sum(segment_affinity) over (partition by segment) as segment_affinity
     from segment_profile
 )
 

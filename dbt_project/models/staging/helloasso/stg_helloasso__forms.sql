@@ -1,2 +1,9 @@
-select form_slug, form_type, title, topic, start_at, end_at, city
+select
+    form_slug,
+    form_type,
+    title,
+    topic,
+    start_at,
+    end_at,
+    city
 from {{ source('helloasso', 'helloasso_forms') }}

@@ -1,2 +1,7 @@
-select vote_id, assembly_id, member_id, voted_at, channel
+select
+    vote_id,
+    assembly_id,
+    member_id,
+    voted_at,
+    channel
 from {{ source('membership', 'assembly_votes') }}

@@ -1,2 +1,7 @@
-select role_id, member_id, role, started_on, ended_on
+select
+    role_id,
+    member_id,
+    role,
+    started_on,
+    ended_on
 from {{ source('membership', 'volunteer_roles') }}
