@@ -51,7 +51,8 @@ def _run_sources(data: Path, fault_rate: float = 0.0, slow_rate: float = 0.0, se
         os.environ["ALUMNI_SANDBOX_URL"] = sbx.base_url
         try:
             loaded = defs()
-            assets = [a for a in loaded.assets if isinstance(a, dg.AssetsDefinition)]
+            assets = [a for a in loaded.assets if isinstance(a, dg.AssetsDefinition)
+                      and {spec.group_name for spec in a.specs} == {"sources"}]
             job = dg.define_asset_job("sources_job", selection=selection)
             definitions = dg.Definitions(assets=assets, resources=build_resources(), jobs=[job])
             instance = dg.DagsterInstance.ephemeral()

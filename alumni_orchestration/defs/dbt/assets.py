@@ -6,6 +6,7 @@ those days (single-run backfills); every other model is rebuilt from it and the 
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
+from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.lib.dbt_translator import AlumniDbtTranslator
 from alumni_orchestration.partitions import daily_partitions
 from alumni_orchestration.warehouse import WAREHOUSE_POOL
@@ -32,6 +34,11 @@ def ensure_manifest() -> Path:
             check=True,
         )
     return dbt_project.manifest_path
+
+
+def point_dbt_at(warehouse: WarehouseResource) -> None:
+    """dbt runs as a subprocess of this step; its profile reads the warehouse path from the environment."""
+    os.environ["ALUMNI_WAREHOUSE"] = str(Path(warehouse.path).resolve())
 
 
 def run_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
@@ -54,7 +61,8 @@ def partition_vars(window: dg.TimeWindow) -> dict[str, str]:
     pool=WAREHOUSE_POOL,
     name="dbt_models",
 )
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    point_dbt_at(warehouse)
     yield from dbt.cli(["build", "--vars", json.dumps(run_vars(context))], context=context).stream()
 
 
@@ -68,7 +76,8 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     pool=WAREHOUSE_POOL,
     name="dbt_daily_models",
 )
-def dbt_daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+def dbt_daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    point_dbt_at(warehouse)
     dbt_vars = partition_vars(context.partition_time_window)
     context.log.info(f"dbt build of {DAILY_MODELS} for {dbt_vars['min_date']} .. {dbt_vars['max_date']}")
     yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()

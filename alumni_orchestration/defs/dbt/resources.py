@@ -1,20 +1,16 @@
 """The dbt CLI resource, pointed at the project and the warehouse."""
 
-import os
 import sys
 from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from alumni_orchestration import settings
 from alumni_orchestration.defs.dbt.assets import dbt_project
 
 
 @dg.definitions
 def dbt_resources() -> dg.Definitions:
-    # dbt runs in a subprocess and reads the warehouse path from its profile's environment.
-    os.environ.setdefault("ALUMNI_WAREHOUSE", str(settings.warehouse_path()))
     dbt = DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir),
                          dbt_executable=str(Path(sys.executable).parent / "dbt"))
     return dg.Definitions(resources={"dbt": dbt})
