@@ -354,7 +354,10 @@ class AssociationWriter:
         self.start, self.end = config.period()
         self.first_day, self.last_day = day_number(self.start), day_number(self.end)
         self.end_ts = int(paris_local_to_unix(np.array([self.last_day + 1]), np.array([0]))[0])
-        self.cycles = list(range(self.start.year - 1, self.end.year + 2))  # last one: the hidden next cycle
+        # Dues are simulated from a burn-in of a few cycles so that paying habits are in their steady
+        # state; the base records them from the cycle before the period. The last: the hidden next cycle.
+        self.cycles = list(range(self.start.year - 4, self.end.year + 2))
+        self.first_recorded_cycle = self.start.year - 1
         self.o = Outputs(out, membership_url)
         self.cat = build_catalogue(config, np.random.default_rng([config.seed, 0]))
         self.events_by_topic_year: dict[tuple[int, int], np.ndarray] = {}
@@ -409,7 +412,7 @@ class AssociationWriter:
                     "meta": {"createdAt": iso_paris(np.array([created]))[0], "updatedAt": iso_paris(np.array([changed]))[0]},
                     "url": f"https://www.helloasso.com/associations/{ORG_SLUG}/evenements/{e['slug']}",
                 })
-        for cycle in self.cycles[1:-1]:
+        for cycle in self.cycles[self.cycles.index(self.first_recorded_cycle) + 1:-1]:
             opens = int(paris_local_to_unix(np.array([day_number(dt.date(cycle - 1, 12, 1))]), np.array([9 * 3600]))[0])
             ha_forms.append({
                 "formSlug": f"adhesion-{cycle}", "formType": "Membership", "title": f"Cotisation {cycle}",
@@ -544,7 +547,10 @@ class AssociationWriter:
         rows, orders, attributions = [], [], []
         wart = self.config.wart_rate
         for j, cycle in enumerate(self.cycles[:-1]):
-            who = np.flatnonzero(paid[:, j] & (paid_day[:, j] <= self.last_day))
+            recorded = paid[:, j] & (paid_day[:, j] <= self.last_day)
+            if cycle < self.first_recorded_cycle:  # older cycles: the base keeps only lifetime memberships
+                recorded &= tier[:, j] == "lifetime"
+            who = np.flatnonzero(recorded)
             days = paid_day[who, j]
             ts = paris_local_to_unix(days, rng.integers(8 * 3600, 22 * 3600, who.size))
             donation = rng.random(who.size) < 0.3 * c.means[who] * c.attachment[who, j]
@@ -917,7 +923,8 @@ class AssociationWriter:
         self.o.append_csv("ground_truth/members.csv", rows)
         self.o.append_csv("ground_truth/dues_probabilities.csv", [
             (int(c.ids[i]), cycle, f"{p_pay[i, j]:.4f}", int(paid[i, j]))
-            for i in range(c.ids.size) for j, cycle in enumerate(self.cycles) if p_pay[i, j] > 0
+            for i in range(c.ids.size) for j, cycle in enumerate(self.cycles)
+            if p_pay[i, j] > 0 and cycle >= self.first_recorded_cycle
         ])
 
     def finish(self, out: Path) -> dict[str, Any]:
@@ -934,7 +941,8 @@ class AssociationWriter:
             "period": {"start": self.start.isoformat(), "end": self.end.isoformat(),
                        # online dues of the first observed cycle: early renewals start in December
                        "history_start": dt.date(self.start.year - 1, 12, 1).isoformat()},
-            "dues_cycles": {"first": self.cycles[0], "current": self.cycles[-2], "next_hidden": self.cycles[-1]},
+            "dues_cycles": {"first": self.first_recorded_cycle, "current": self.cycles[-2],
+                            "next_hidden": self.cycles[-1]},
             "organization": {"eventbrite_id": EVENTBRITE_ORG_ID, "helloasso_slug": ORG_SLUG},
             "counts": dict(sorted(o.counts.items())),
             "warts": dict(sorted(o.warts.items())),
