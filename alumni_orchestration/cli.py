@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     hook.set_defaults(func=_webhook)
 
     demo = sub.add_parser("demo", help="generate, start the sandbox, materialise everything, open the UI")
-    demo.add_argument("--members", type=int, default=2000)
-    demo.add_argument("--years", type=int, default=3)
+    demo.add_argument("--members", type=int, default=5000)
+    demo.add_argument("--years", type=int, default=4)
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--headless", action="store_true", help="run the loop once and exit, no UI")
     demo.add_argument("--sandbox-port", type=int, default=8765)

@@ -48,6 +48,8 @@ def demo_environment(home: Path, sandbox_port: int) -> dict[str, str]:
         "DAGSTER_HOME": str(home / "dagster"),
         "ALUMNI_SANDBOX_URL": f"http://127.0.0.1:{sandbox_port}",
         "MEMBERSHIP_DATABASE_URL": f"sqlite:///{home / 'demo' / 'membership.sqlite'}",
+        # The generator's truth, for the oracle yardstick in the model metrics only; never a model input.
+        "ALUMNI_GROUND_TRUTH": str(home / "demo" / "ground_truth"),
     }
     for key, value in SANDBOX_ENV.items():
         env[key] = os.environ.get(key, value)
@@ -148,7 +150,7 @@ def run_main_job(first_day: str, last_day: str) -> bool:
     return result.success
 
 
-def run_demo(members: int = 2000, years: int = 3, seed: int = 42, headless: bool = False,
+def run_demo(members: int = 5000, years: int = 4, seed: int = 42, headless: bool = False,
              sandbox_port: int = settings.SANDBOX_PORT, webhook_port: int = settings.SANDBOX_PORT + 1,
              ui_port: int = 3000) -> int:
     home = settings.alumni_home()

@@ -1,0 +1,21 @@
+"""Scoring settings: where models are saved, the seed, and an optional ground-truth folder."""
+
+import dagster as dg
+from pydantic import Field
+
+from alumni_orchestration import settings
+
+
+class ScoringResource(dg.ConfigurableResource):
+    model_dir: str = Field(default_factory=lambda: str(settings.alumni_home() / "models"))
+    seed: int = 0
+    ground_truth_dir: str = Field(default="", description="the generator's ground_truth/ folder, for the oracle "
+                                  "yardstick only; never an input to a model")
+    dues_threshold_percentile: float = 0.8
+
+
+@dg.definitions
+def scoring_resources() -> dg.Definitions:
+    import os
+
+    return dg.Definitions(resources={"scoring": ScoringResource(ground_truth_dir=os.environ.get("ALUMNI_GROUND_TRUTH", ""))})
