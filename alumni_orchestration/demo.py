@@ -161,6 +161,8 @@ def run_demo(members: int = 5000, years: int = 4, seed: int = 42, headless: bool
     data = settings.demo_data_dir()
     yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
     manifest = ensure_association(data, members, years, seed, yesterday)
+    # The partitions reach back to the first day the providers hold records for.
+    os.environ.setdefault("ALUMNI_PARTITIONS_START", manifest["period"]["history_start"])
     with services(home, data, sandbox_port, webhook_port, env):
         batches = land_history(data)
         print(f"Landed {batches} webhook batches of history. Running alumni_main ...", flush=True)

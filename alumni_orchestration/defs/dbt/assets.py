@@ -25,15 +25,22 @@ DAILY_MODELS = "member_activity_daily"
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 
 
+def _project_files_newest_mtime() -> float:
+    files = [*DBT_PROJECT_DIR.glob("*.yml"), *DBT_PROJECT_DIR.glob("models/**/*"), *DBT_PROJECT_DIR.glob("macros/**/*")]
+    return max((f.stat().st_mtime for f in files if f.is_file()), default=0.0)
+
+
 def ensure_manifest() -> Path:
-    """Parse the project when no manifest exists yet, so every entry point can load the definitions."""
-    if not dbt_project.manifest_path.exists():
+    """Parse the project when its manifest is missing or older than its files, so every entry point
+    (UI, daemon, demo, tests) loads the models and tests as they are now."""
+    manifest = dbt_project.manifest_path
+    if not manifest.exists() or manifest.stat().st_mtime < _project_files_newest_mtime():
         subprocess.run(
             [str(Path(sys.executable).parent / "dbt"), "parse", "--project-dir", str(DBT_PROJECT_DIR),
              "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"],
             check=True,
         )
-    return dbt_project.manifest_path
+    return manifest
 
 
 def point_dbt_at(warehouse: WarehouseResource) -> None:
