@@ -24,12 +24,12 @@ def setting(name: str, default: str) -> str:
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     sandbox = settings.sandbox_url()
-    if "MEMBERSHIP_DATABASE_URL" not in os.environ:
-        # The embedded default holds no secret; a real URL is only ever read as an EnvVar.
-        os.environ["MEMBERSHIP_DATABASE_URL"] = f"sqlite:///{settings.demo_data_dir() / 'membership.sqlite'}"
+    # A real URL may hold a password: it is only ever read as an EnvVar. The default holds no secret.
+    membership_url = (dg.EnvVar("MEMBERSHIP_DATABASE_URL") if "MEMBERSHIP_DATABASE_URL" in os.environ
+                      else f"sqlite:///{settings.demo_data_dir() / 'membership.sqlite'}")
     return {
         "warehouse": WarehouseResource(path=str(settings.warehouse_path())),
-        "membership_db": MembershipDatabaseResource(url=dg.EnvVar("MEMBERSHIP_DATABASE_URL")),
+        "membership_db": MembershipDatabaseResource(url=membership_url),
         "sendgrid": SendGridResource(
             api_key=dg.EnvVar("SENDGRID_API_KEY"),
             host=setting("SENDGRID_HOST", f"{sandbox}/sendgrid"),
