@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -129,3 +130,19 @@ def test_same_data_and_seed_give_identical_scores(demo_warehouse, tmp_path: Path
         with duckdb.connect(str(warehouse), read_only=True) as conn:
             tables.append(conn.execute("select * exclude (as_of) from scoring.member_scores order by member_id").df())
     pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def test_pandas_engagement_equals_the_dbt_mart(demo_warehouse) -> None:
+    from alumni_orchestration.scoring.engagement import MODES, engagement_as_of
+
+    _, warehouse = demo_warehouse
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        activity = conn.execute("select * from marts.member_activity_daily").df()
+        roles = conn.execute("select * from staging.stg_membership__volunteer_roles").df()
+        memberships = conn.execute("select * from staging.stg_membership__group_memberships").df()
+        profile = conn.execute("select member_id, segment, consent_newsletter, email_status from marts.member_profile").df()
+        mart = conn.execute("select * from marts.member_engagement").df().set_index("member_id").sort_index()
+    mine = engagement_as_of(activity, roles, memberships, profile, dt.date.fromisoformat(AS_OF)).sort_index()
+    for column in (*MODES, "frequency_365", "active_modes", "engagement_raw", "engagement_index"):
+        np.testing.assert_allclose(mine[column].to_numpy(dtype=float), mart[column].to_numpy(dtype=float),
+                                   rtol=1e-9, atol=1e-9, err_msg=column)
