@@ -11,7 +11,9 @@ import pandas as pd
 
 from alumni_orchestration.defs.scoring.resources import ScoringResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
+from alumni_orchestration.partitions import daily_partitions
 from alumni_orchestration.scoring.dues_model import fit_dues_model
+from alumni_orchestration.scoring.engagement import engagement_as_of
 from alumni_orchestration.scoring.features import complete_cycles, point_in_time_features, training_set
 from alumni_orchestration.scoring.plots import distribution_by_segment_png, markdown_image
 from alumni_orchestration.warehouse import WAREHOUSE_POOL
@@ -19,6 +21,7 @@ from alumni_orchestration.warehouse import WAREHOUSE_POOL
 SCHEMA = "scoring"
 MODEL = dg.AssetKey([SCHEMA, "dues_propensity_model"])
 SCORES = dg.AssetKey([SCHEMA, "member_scores"])
+HISTORY = dg.AssetKey([SCHEMA, "member_score_history"])
 MARTS = [dg.AssetKey(["marts", name]) for name in
          ("member_activity_daily", "dues_history", "member_profile", "member_engagement", "member_interests")]
 MEMBERS_STAGING = dg.AssetKey(["staging", "stg_membership__members"])
@@ -151,7 +154,7 @@ def top_interests(interests: pd.DataFrame, k: int = 3) -> pd.Series:
     key=SCORES,
     group_name="scoring",
     kinds={"python", "duckdb"},
-    deps=[MODEL, *MARTS[2:]],
+    deps=[MODEL, HISTORY, *MARTS[2:]],
     pool=WAREHOUSE_POOL,
     description="One row per current member: dues propensity and percentile, engagement score (the mart's "
     "documented weighting, 0-100), percentile and 30-day trend, top 3 interests, ambassador and volunteer flags.",
@@ -203,4 +206,78 @@ def member_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         "volunteer_candidates": int(out.volunteer_candidate.sum()),
         "by_segment": _md(by_segment),
         "engagement_by_segment": dg.MetadataValue.md(plot),
+    })
+
+
+def latest_model(model_dir: str) -> dict:
+    saved = sorted((Path(model_dir) / "dues_propensity").glob("*.joblib"), key=lambda p: p.stat().st_mtime)
+    if not saved:
+        raise FileNotFoundError("No dues propensity model has been saved yet: materialise "
+                                "scoring/dues_propensity_model first.")
+    return joblib.load(saved[-1])
+
+
+@dg.asset(
+    key=HISTORY,
+    group_name="scoring",
+    kinds={"scikitlearn", "duckdb"},
+    deps=[MODEL, *MARTS, MEMBERS_STAGING, dg.AssetKey(["staging", "stg_membership__volunteer_roles"]),
+          dg.AssetKey(["staging", "stg_membership__group_memberships"])],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+    description="The score snapshot of each day (as of the next morning): engagement recomputed as of that day, "
+    "dues propensity from the latest model on that day's point-in-time features, and dues standing. The campaign "
+    "sensors compare consecutive snapshots; backfills rebuild them.",
+)
+def member_score_history(context: dg.AssetExecutionContext, warehouse: WarehouseResource, scoring: ScoringResource):
+    days = [dt.date.fromisoformat(key) for key in context.partition_keys]
+    horizon = days[-1] - dt.timedelta(days=scoring.history_days)
+    computed = [day for day in days if day > horizon]
+    saved = latest_model(scoring.model_dir)
+    activity, dues, members = _inputs(warehouse)
+    with warehouse.read() as conn:
+        roles = conn.execute("select * from staging.stg_membership__volunteer_roles").df()
+        memberships = conn.execute("select * from staging.stg_membership__group_memberships").df()
+        profile = conn.execute("select member_id, segment, status, consent_newsletter, email_status "
+                               "from marts.member_profile").df()
+    current = profile[profile.status.isin(CURRENT)]
+    frames = []
+    for day in computed:
+        as_of = day + dt.timedelta(days=1)
+        engagement = engagement_as_of(activity, roles, memberships, current, as_of)
+        features = point_in_time_features(activity, dues, members, day).reindex(engagement.index)
+        known = features.dropna(subset=saved["columns"])
+        propensity = pd.Series(saved["model"].predict_proba(known[saved["columns"]].to_numpy(dtype=float))[:, 1],
+                               index=known.index)
+        paid = dues[(dues.dues_year == as_of.year) & dues.paid & (pd.to_datetime(dues.first_paid_on) <= pd.Timestamp(day))]
+        frames.append(pd.DataFrame({
+            "member_id": engagement.index, "as_of": as_of, "segment": engagement.segment.to_numpy(),
+            "engagement_score": engagement.engagement_index.round(2).to_numpy(),
+            "engagement_percentile": engagement.engagement_index.rank(pct=True).round(4).to_numpy(),
+            "dues_propensity": propensity.reindex(engagement.index).to_numpy(),
+            "paid_current_cycle": engagement.index.isin(list(set(paid.member_id))),
+            "model_version": saved["version"],
+        }))
+    history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["member_id", "as_of", "segment", "engagement_score", "engagement_percentile", "dues_propensity",
+                 "paid_current_cycle", "model_version"])
+    with warehouse.write() as conn:
+        conn.execute(f"create schema if not exists {SCHEMA}")
+        conn.execute(f"""create table if not exists {SCHEMA}.member_score_history (member_id integer, as_of date,
+            segment varchar, engagement_score double, engagement_percentile double, dues_propensity double,
+            paid_current_cycle boolean, model_version varchar)""")
+        conn.execute("begin transaction")
+        as_ofs = [day + dt.timedelta(days=1) for day in computed]
+        conn.execute(f"delete from {SCHEMA}.member_score_history where as_of in (select unnest(?))", [as_ofs])
+        conn.register("new_history", history)
+        conn.execute(f"insert into {SCHEMA}.member_score_history by name select * from new_history")
+        conn.execute("commit")
+    skipped = len(days) - len(computed)
+    context.log.info(f"score history: {len(computed)} days computed, {skipped} older than the {scoring.history_days}-day "
+                     "horizon left as they were")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(history), "days_computed": len(computed),
+        "days_outside_horizon": skipped, "horizon_days": scoring.history_days,
+        "window": f"{days[0]} .. {days[-1]} (as of the next morning)", "model_version": saved["version"],
     })

@@ -11,7 +11,8 @@ class ScoringResource(dg.ConfigurableResource):
     seed: int = 0
     ground_truth_dir: str = Field(default="", description="the generator's ground_truth/ folder, for the oracle "
                                   "yardstick only; never an input to a model")
-    dues_threshold_percentile: float = 0.8
+    history_days: int = Field(default=120, description="in a backfill, only the last this-many days are "
+                              "(re)computed; older snapshots are left as they were")
 
 
 @dg.definitions
