@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 
 from alumni_orchestration import settings
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date=settings.partitions_start(), timezone=settings.PARIS_TZ)
+
+AS_OF_TAG = "alumni/as_of"
+
+
+def run_as_of(context: dg.AssetExecutionContext) -> dt.date:
+    """The day a run computes as of: an explicit `alumni/as_of` tag, else the day after the run's last
+    partition (a nightly run scores yesterday as of this morning), else today."""
+    explicit = context.run.tags.get(AS_OF_TAG)
+    if explicit:
+        return dt.date.fromisoformat(explicit)
+    end = context.run.tags.get("dagster/asset_partition_range_end") or context.run.tags.get("dagster/partition")
+    return dt.date.fromisoformat(end) + dt.timedelta(days=1) if end else dt.date.today()

@@ -18,6 +18,7 @@ import pytest
 from alumni_orchestration.defs.scoring.assets import dues_propensity_model, member_scores
 from alumni_orchestration.defs.scoring.resources import ScoringResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
+from alumni_orchestration.partitions import AS_OF_TAG
 from alumni_orchestration.scoring.features import cycle_cutoff, point_in_time_features
 from alumni_orchestration.synthetic.generator import GeneratorConfig, generate_association
 from tests.conftest import TEST_END_DATE
@@ -44,7 +45,7 @@ def demo_warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
 
 
 def _score(association: Path, warehouse: Path, model_dir: Path) -> dg.ExecuteInJobResult:
-    return dg.materialize([dues_propensity_model, member_scores], resources={
+    return dg.materialize([dues_propensity_model, member_scores], tags={AS_OF_TAG: AS_OF}, resources={
         "warehouse": WarehouseResource(path=str(warehouse)),
         "scoring": ScoringResource(model_dir=str(model_dir), ground_truth_dir=str(association / "ground_truth"))})
 

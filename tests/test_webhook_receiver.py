@@ -128,6 +128,7 @@ def test_acknowledged_batches_survive_sigkill(tmp_path: Path, key) -> None:
                     response = requests.post(url, data=body, headers=_signed(key, body), timeout=2)
                     if response.status_code == 200:
                         acknowledged.append(batch)
+                        time.sleep(0.005)
                         break
                 except requests.RequestException:
                     pass
@@ -137,9 +138,15 @@ def test_acknowledged_batches_survive_sigkill(tmp_path: Path, key) -> None:
     sender.start()
     kills = 0
     started = time.monotonic()
+    # Kill at progress points rather than on a clock, so that a fast sender cannot outrun the kills.
+    kill_points = sorted(random.Random(3).sample(range(5, 145), 8))
     try:
-        while sender.is_alive() and time.monotonic() - started < 60:
-            time.sleep(random.uniform(0.05, 0.3))
+        while sender.is_alive() and kill_points and time.monotonic() - started < 120:
+            if len(acknowledged) < kill_points[0]:
+                time.sleep(0.005)
+                continue
+            kill_points.pop(0)
+            time.sleep(random.uniform(0, 0.02))  # land the kill anywhere in the next request
             state["proc"].send_signal(signal.SIGKILL)
             state["proc"].wait()
             kills += 1

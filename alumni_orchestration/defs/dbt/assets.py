@@ -16,7 +16,7 @@ from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.lib.dbt_translator import AlumniDbtTranslator
-from alumni_orchestration.partitions import daily_partitions
+from alumni_orchestration.partitions import daily_partitions, run_as_of
 from alumni_orchestration.warehouse import WAREHOUSE_POOL
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
@@ -49,9 +49,8 @@ def point_dbt_at(warehouse: WarehouseResource) -> None:
 
 
 def run_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
-    """The day the marts are computed as of: the run's logical date (a backfill's last day), else today."""
-    as_of = context.run.tags.get("dagster/asset_partition_range_end") or context.run.tags.get("dagster/partition")
-    return {"as_of": (dt.date.fromisoformat(as_of) + dt.timedelta(days=1)).isoformat()} if as_of else {}
+    """The day the marts are computed as of, the same day the scores use."""
+    return {"as_of": run_as_of(context).isoformat()}
 
 
 def partition_vars(window: dg.TimeWindow) -> dict[str, str]:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from alumni_orchestration.defs.scoring.resources import ScoringResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
-from alumni_orchestration.partitions import daily_partitions
+from alumni_orchestration.partitions import daily_partitions, run_as_of
 from alumni_orchestration.scoring.dues_model import fit_dues_model
 from alumni_orchestration.scoring.engagement import engagement_as_of
 from alumni_orchestration.scoring.features import complete_cycles, point_in_time_features, training_set
@@ -27,12 +27,6 @@ MARTS = [dg.AssetKey(["marts", name]) for name in
 MEMBERS_STAGING = dg.AssetKey(["staging", "stg_membership__members"])
 AMBASSADOR_SHARE = 0.16
 CURRENT = ("active", "lapsed")
-
-
-def run_as_of(context: dg.AssetExecutionContext) -> dt.date:
-    """The day scores are computed as of: the day after the run's last partition, else today."""
-    end = context.run.tags.get("dagster/asset_partition_range_end") or context.run.tags.get("dagster/partition")
-    return dt.date.fromisoformat(end) + dt.timedelta(days=1) if end else dt.date.today()
 
 
 def _inputs(warehouse: WarehouseResource) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
