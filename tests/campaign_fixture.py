@@ -10,7 +10,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from alumni_orchestration.defs.scoring.assets import dues_propensity_model, member_score_history, member_scores
+from alumni_orchestration.defs.scoring.assets import (
+    dues_propensity_model,
+    member_score_history,
+    member_scores,
+)
 from alumni_orchestration.defs.scoring.resources import ScoringResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.partitions import AS_OF_TAG

@@ -180,7 +180,9 @@ def recipients_loader(warehouse: WarehouseResource, campaign: Campaign):
                 where m.email_status = 'valid'
             """).df()
         people["language"] = [language_for(c, r) for c, r in zip(people.city, people.region, strict=True)]
-        people["dues_amount_eur"] = people.current_dues_tier.map(campaign.dues_amounts_eur)
+        # No current tier (e.g. lapsed for years): the standard annual dues.
+        people["dues_amount_eur"] = people.current_dues_tier.map(campaign.dues_amounts_eur).fillna(
+            campaign.dues_amounts_eur.get("annual"))
         return people[[c for c in RECIPIENT_COLUMNS if c not in ("cycle", "arm")]]
     return load
 

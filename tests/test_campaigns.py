@@ -1,0 +1,194 @@
+"""Campaign waves end to end on a scored association and the local sandbox: sensors, audience rules,
+holdout, quiet hours, the published mail-send schema, and no second send."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+import requests
+
+from alumni_orchestration.campaigns.definitions import campaigns
+from alumni_orchestration.campaigns.send_window import is_quiet
+from alumni_orchestration.contracts import mail_send_errors
+from alumni_orchestration.defs.campaigns.assets import campaign_audience, campaign_sends
+from alumni_orchestration.defs.campaigns.resources import EmailSenderResource
+from alumni_orchestration.defs.campaigns.sensors import build_campaign_sensor
+from alumni_orchestration.defs.warehouse.resources import WarehouseResource
+from alumni_orchestration.sandbox.server import SandboxServer
+from tests.campaign_fixture import build_scored_association
+
+pytestmark = pytest.mark.slow
+REENGAGEMENT_AS_OF = dt.date(2026, 11, 20)
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    association, warehouse, _ = build_scored_association(tmp_path_factory.mktemp("campaigns"))
+    return association, warehouse
+
+
+@pytest.fixture
+def world(scored, tmp_path: Path):
+    """A private copy of the warehouse and of the sandbox's data folder, and the sandbox serving it."""
+    association, warehouse = scored
+    data = tmp_path / "association"
+    shutil.copytree(association, data, ignore=shutil.ignore_patterns("mail_send.jsonl", "sandbox_state.json",
+                                                                      "sent_messages.jsonl"))
+    mine = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse, mine)
+    with SandboxServer(data, port=0) as sandbox:
+        yield data, WarehouseResource(path=str(mine)), sandbox.base_url
+
+
+def _sender(warehouse: WarehouseResource, base_url: str, **options) -> EmailSenderResource:
+    return EmailSenderResource(mode="sandbox", api_key="SG.campaign-test", host=f"{base_url}/sendgrid",
+                               organization="anciens-exemple", warehouse=warehouse, **options)
+
+
+def _run_wave(request: dg.RunRequest, warehouse: WarehouseResource, sender: EmailSenderResource,
+              instance: dg.DagsterInstance) -> dg.ExecuteInJobResult:
+    return dg.materialize([campaign_audience, campaign_sends], partition_key=request.partition_key, instance=instance,
+                          resources={"warehouse": warehouse, "email_sender": sender}, tags=request.tags)
+
+
+def _mail_send(data: Path) -> list[dict]:
+    path = data / "mail_send.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _recipients(lines: list[dict]) -> list[int]:
+    return [int(p["custom_args"]["member_id"]) for line in lines for p in line["request"]["personalizations"]]
+
+
+def _expected_reengagement(warehouse: WarehouseResource, as_of: dt.date) -> set[int]:
+    """Written independently of the trigger code: below 25 today, at or above 25 the day before, and at or
+    above 30 (threshold + margin) at some point before; or the 30-day trend crossing -8 likewise."""
+    with warehouse.read() as conn:
+        h = conn.execute("select member_id, as_of, engagement_score from scoring.member_score_history").df()
+    h["as_of"] = pd.to_datetime(h.as_of).dt.date
+    wide = h.pivot(index="member_id", columns="as_of", values="engagement_score")
+    today, before = as_of, as_of - dt.timedelta(days=1)
+    past = [d for d in wide.columns if d < today]
+    score = (wide[before] >= 25) & (wide[today] < 25) & (wide[past].max(axis=1) >= 30)
+    trend = wide.sub(wide.shift(30, axis=1).reindex(columns=wide.columns))  # columns are consecutive days
+    trend_ok = (trend[before] >= -8) & (trend[today] < -8) & (trend[past].max(axis=1) >= -6)
+    return set(wide.index[score | trend_ok.fillna(False)])
+
+
+def test_reengagement_sensor_fires_for_exactly_the_crossing_members_and_sends_once(world) -> None:
+    data, warehouse, base_url = world
+    sensor = build_campaign_sensor(campaigns()["reengagement"])
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, cursor=(REENGAGEMENT_AS_OF - dt.timedelta(days=1)).isoformat(),
+                                          resources={"warehouse": warehouse})
+        result = sensor(context)
+        [request] = result  # 11-20 crosses; 11-21 and 11-22 do not
+        assert request.run_key == f"reengagement:{REENGAGEMENT_AS_OF}"
+        assert context.cursor == "2026-11-22"
+        again = sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor, resources={"warehouse": warehouse}))
+        assert isinstance(again, dg.SkipReason) and "no snapshot newer" in again.skip_message
+        replay = sensor(dg.build_sensor_context(instance=instance, cursor="2026-11-19", resources={"warehouse": warehouse}))
+        assert [r.run_key for r in replay] == [request.run_key]  # same key: Dagster launches it once
+
+        assert _run_wave(request, warehouse, _sender(warehouse, base_url), instance).success
+        with warehouse.read() as conn:
+            audience = conn.execute("select * from campaigns.campaign_audience").df()
+        expected = _expected_reengagement(warehouse, REENGAGEMENT_AS_OF)
+        assert expected and set(audience.member_id) == expected
+        treated = set(audience[audience.arm == "treatment"].member_id)
+        lines = _mail_send(data)
+        assert sorted(_recipients(lines)) == sorted(treated)
+        for line in lines:
+            assert mail_send_errors(line["request"], line["received_at"]) == []
+            assert not is_quiet(dt.datetime.fromtimestamp(line["request"]["send_at"], dt.UTC))
+            assert line["request"]["asm"]["group_id"] == 2 and line["request"]["batch_id"]
+
+        assert _run_wave(request, warehouse, _sender(warehouse, base_url), instance).success  # a second run
+        assert len(_mail_send(data)) == len(lines)
+
+
+def _exclude_some(warehouse: WarehouseResource, members: list[int]) -> dict[int, str]:
+    """Make three would-be recipients ineligible in three different ways."""
+    unconsented, suppressed, capped = members[:3]
+    with warehouse.write() as conn:
+        conn.execute("update raw.members set consent_email = false where member_id = ?", [unconsented])
+        email = conn.execute("select email from staging.stg_membership__members where member_id = ?",
+                             [suppressed]).fetchall()[0][0]
+        conn.execute("insert into raw.sendgrid_suppressions (email, kind, created_at) values (?, 'bounces', now())",
+                     [email])
+        conn.execute("create schema if not exists campaigns")
+    from alumni_orchestration.campaigns.ledger import ensure_tables
+
+    with warehouse.write() as conn:
+        ensure_tables(conn)
+        for k in range(3):  # three marketing emails in the last 30 days: the cap
+            conn.execute("insert into campaigns.campaign_sends (campaign_id, cycle, member_id, period, as_of, step, arm, "
+                         "status, send_at, marketing, updated_at) values ('reengagement', ?, ?, '2026-Q4', ?, 1, "
+                         "'treatment', 'scheduled', ?, true, now())",
+                         [f"test-{k}", capped, dt.date(2026, 11, 1 + k), dt.datetime(2026, 11, 1 + k, 10, tzinfo=dt.UTC)])
+    return {unconsented: "no_consent", suppressed: "suppressed", capped: "frequency_cap"}
+
+
+def test_dues_reminders_honour_consent_suppressions_cap_and_holdout(world) -> None:
+    data, warehouse, base_url = world
+    sensor = build_campaign_sensor(campaigns()["dues_reminder"])
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse})
+        [request] = sensor(context)  # no cursor: the latest snapshot only
+        assert request.run_key == "dues_reminder:2026-11-22" and context.cursor == "2026-11-22"
+        with warehouse.read() as conn:
+            due = conn.execute("select member_id from scoring.member_score_history where as_of = '2026-11-22' and "
+                               "not paid_current_cycle and dues_propensity >= 0.5 order by member_id").df().member_id
+        assert int(request.tags["alumni/triggered_members"]) == len(due) >= 5
+        excluded = _exclude_some(warehouse, due.tolist())
+        assert _run_wave(request, warehouse, _sender(warehouse, base_url), instance).success
+        with warehouse.read() as conn:
+            audience = conn.execute("select * from campaigns.campaign_audience").df().set_index("member_id")
+            ledger = conn.execute("select * from campaigns.campaign_sends where as_of = '2026-11-22'").df()
+    assert set(audience.index) == set(due)
+    for member, reason in excluded.items():
+        assert audience.reason[member] == reason and pd.isna(audience.arm[member])
+    recipients = _recipients(_mail_send(data))
+    treated = set(audience[audience.arm == "treatment"].index)
+    control = set(audience[audience.arm == "control"].index)
+    assert sorted(recipients) == sorted(treated) and not control & set(recipients)
+    assert set(ledger[ledger.arm == "control"].status) <= {"held_out"} and set(ledger.cycle) == {"2026-r1"}
+    messages = [p for line in _mail_send(data) for p in line["request"]["personalizations"]]
+    assert all("90 €" in p["substitutions"]["-message_text-"] or "45 €" in p["substitutions"]["-message_text-"]
+               or "15 €" in p["substitutions"]["-message_text-"] for p in messages)
+
+
+def test_outbox_mode_sends_nothing_and_keeps_the_rendered_messages(world) -> None:
+    data, warehouse, base_url = world
+    sensor = build_campaign_sensor(campaigns()["dues_reminder"])
+    with dg.instance_for_test() as instance:
+        [request] = sensor(dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse}))
+        outbox = EmailSenderResource(mode="outbox", warehouse=warehouse)
+        result = _run_wave(request, warehouse, outbox, instance)
+    assert result.success
+    with warehouse.read() as conn:
+        rows = conn.execute("select o.member_id, o.subject, s.arm from campaigns.outbox o join campaigns.campaign_sends s "
+                            "using (member_id) where o.kind = 'campaign'").df()
+        treated = conn.execute("select count(*) from campaigns.campaign_audience where arm = 'treatment'").fetchall()[0][0]
+    assert len(rows) == treated > 0 and set(rows.arm) == {"treatment"}
+    assert not (data / "mail_send.jsonl").exists()
+    metadata = result.get_asset_materialization_events()[-1].materialization.metadata
+    assert metadata["mode"].value == "outbox" and metadata["sent"].value == treated
+    # No personal data in what the UI shows.
+    emails = set(rows.member_id.astype(str))
+    assert not any("@" in str(v.value) for v in metadata.values()) and emails
+
+
+def test_live_mode_must_be_asked_for_and_refuses_the_sandbox(world) -> None:
+    _, warehouse, base_url = world
+    with pytest.raises(ValueError, match="live mode"):
+        EmailSenderResource(mode="live", api_key="SG.x", host=f"{base_url}/sendgrid", warehouse=warehouse).transport()
+    with pytest.raises(ValueError, match="refuses the real SendGrid host"):
+        EmailSenderResource(mode="sandbox", api_key="SG.x", host="https://api.sendgrid.com", warehouse=warehouse).transport()
+    assert requests.get(f"{base_url}/sandbox/status", timeout=5).ok
