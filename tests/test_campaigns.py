@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pandas as pd
 import pytest
 import requests
@@ -24,6 +31,7 @@ from alumni_orchestration.sandbox.server import SandboxServer
 from tests.campaign_fixture import build_scored_association
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
 REENGAGEMENT_AS_OF = dt.date(2026, 11, 20)
 
 
@@ -192,3 +200,54 @@ def test_live_mode_must_be_asked_for_and_refuses_the_sandbox(world) -> None:
     with pytest.raises(ValueError, match="refuses the real SendGrid host"):
         EmailSenderResource(mode="sandbox", api_key="SG.x", host="https://api.sendgrid.com", warehouse=warehouse).transport()
     assert requests.get(f"{base_url}/sandbox/status", timeout=5).ok
+
+
+def _start_wave(warehouse: Path, host: str) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "tests.campaign_wave_runner", str(warehouse), host,
+                                "dues_reminder", "2026-11-21", "2"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout.readline().strip() == "READY"
+    return process
+
+
+def test_a_wave_killed_at_random_instants_ends_with_exactly_one_message_per_treated_member(scored, tmp_path) -> None:
+    """20 trials: a wave (chunks of 2) is SIGKILLed at a random instant, then run again to the end. Once the
+    sandbox's clock passes the scheduled times, every treated member has exactly one delivered message."""
+    association, base = scored
+    data = tmp_path / "association"
+    shutil.copytree(association, data, ignore=shutil.ignore_patterns("mail_send.jsonl", "sandbox_state.json",
+                                                                      "sent_messages.jsonl"))
+    rng = random.Random(20261123)
+    with SandboxServer(data, port=0) as sandbox:
+        host = f"{sandbox.base_url}/sendgrid"
+        calibration = tmp_path / "calibration.duckdb"
+        shutil.copy(base, calibration)
+        started = time.monotonic()
+        assert _start_wave(calibration, host).wait(timeout=120) == 0
+        duration = time.monotonic() - started
+        trials = []
+        for trial in range(20):
+            warehouse = tmp_path / f"trial{trial}.duckdb"
+            shutil.copy(base, warehouse)
+            process = _start_wave(warehouse, host)
+            time.sleep(rng.uniform(0, duration))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            assert _start_wave(warehouse, host).wait(timeout=120) == 0, f"trial {trial}: the re-run failed"
+            with duckdb.connect(str(warehouse), read_only=True) as conn:
+                treated = {r[0] for r in conn.execute("select member_id from campaigns.campaign_audience "
+                                                      "where arm = 'treatment'").fetchall()}
+                batches = {r[0] for r in conn.execute("select batch_id from campaigns.campaign_batches").fetchall()}
+                statuses = {r[0] for r in conn.execute("select status from campaigns.campaign_sends "
+                                                       "where arm = 'treatment'").fetchall()}
+            assert treated and statuses == {"scheduled"}, f"trial {trial}: {statuses}"
+            trials.append((treated, batches))
+        requests.post(f"{sandbox.base_url}/sandbox/clock", json={"advance": 4 * 86400}, timeout=10).raise_for_status()
+        requests.get(f"{sandbox.base_url}/sandbox/status", timeout=10).raise_for_status()
+    sent = [json.loads(line) for line in (data / "sent_messages.jsonl").read_text().splitlines()]
+    cancelled_somewhere = 0
+    for trial, (treated, batches) in enumerate(trials):
+        mine = Counter(int(m["custom_args"]["member_id"]) for m in sent if m["batch_id"] in batches)
+        assert dict(mine) == dict.fromkeys(treated, 1), f"trial {trial}"
+        cancelled_somewhere += len(batches) > len({m["batch_id"] for m in sent if m["batch_id"] in batches})
+    assert cancelled_somewhere > 0, "no kill ever interrupted a chunk in flight: the test proved nothing"

@@ -120,7 +120,7 @@ def reactions(seed: int, message: dict[str, Any], recipient: Recipient | None,
             add("group_unsubscribe", opened_at + 90, asm_group_id=int(group), useragent="Mozilla/5.0", ip="90.12.0.1")
     payment = None
     if "dues_reminder" in categories:
-        cycle = int(base.get("cycle") or 0) or None
+        cycle = int(str(base.get("cycle") or "0")[:4]) or None  # "2026" or a reminder step, "2026-r2"
         if cycle:
             p, _ = dues_truth.get((recipient.member_id, cycle), (0.0, 0))
             u = float(hash_uniform(seed, recipient.member_id, cycle))

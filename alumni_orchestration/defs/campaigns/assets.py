@@ -210,7 +210,8 @@ def campaign_sends(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     cancelled, unknown = ledger.recover(warehouse.write, transport, campaign.campaign_id, now)
     report = ledger.send_planned(warehouse.write, transport, campaign, as_of,
                                  recipients_loader(warehouse, campaign), email_sender.sender(),
-                                 clock=lambda: dt.datetime.now(dt.UTC), lead=email_sender.lead)
+                                 clock=lambda: dt.datetime.now(dt.UTC), lead=email_sender.lead,
+                                 chunk_size=email_sender.chunk_size)
     with warehouse.read() as conn:
         statuses = conn.execute(f"select arm, status, count(*) as members from {ledger.SENDS} "
                                 "where campaign_id = ? and as_of = ? group by all order by all",

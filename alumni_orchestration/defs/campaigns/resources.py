@@ -36,6 +36,7 @@ class EmailSenderResource(dg.ConfigurableResource):
     webserver_url: str = Field(default="http://127.0.0.1:3000", description="ALUMNI_WEBSERVER_URL, for run links")
     send_lead_minutes: float = Field(default=10.0, description="send_at this far ahead: the window in which an "
                                      "interrupted chunk can still be cancelled")
+    chunk_size: int = Field(default=1000, description="personalizations per request (SendGrid allows 1,000)")
     warehouse: WarehouseResource
 
     def _check(self) -> None:
