@@ -4,7 +4,10 @@
 2. starts the API sandbox and the SendGrid webhook receiver as child processes;
 3. lands the association's webhook history, day by day, as the receiver would have;
 4. runs the main job `alumni_main` over the whole history on the instance in $ALUMNI_HOME/dagster;
-5. serves the Dagster UI (`dagster dev`), unless --headless.
+5. closes the loop once: evaluates the campaign sensors, runs the waves they request (sending to the
+   sandbox), lets the sandbox's clock run past the scheduled sends, and ingests the reactions that
+   its Event Webhook delivered;
+6. serves the Dagster UI (`dagster dev`), unless --headless.
 """
 
 from __future__ import annotations
@@ -150,6 +153,66 @@ def run_main_job(first_day: str, last_day: str) -> bool:
     return result.success
 
 
+def run_campaign_loop(sandbox_port: int) -> dict[str, int]:
+    """Sensors -> wave runs -> the sandbox sends and reacts -> the reactions are ingested."""
+    import dagster as dg
+
+    from alumni_orchestration.definitions import defs
+    from alumni_orchestration.webhook.landing import Landing
+
+    definitions = defs()
+    job = definitions.resolve_job_def("campaign_job")
+    resources = definitions.resources
+    summary = {"waves": 0, "sent": 0}
+    with dg.DagsterInstance.get() as instance:
+        for sensor in definitions.sensors:
+            if not sensor.name.endswith("_sensor") or sensor.job_name != "campaign_job":
+                continue
+            context = dg.build_sensor_context(instance=instance, sensor_name=sensor.name,
+                                              resources={"warehouse": resources["warehouse"]})
+            result = sensor(context)
+            if isinstance(result, dg.SkipReason):
+                print(f"{sensor.name}: {result.skip_message}", flush=True)
+                continue
+            for request in result:
+                if instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": request.run_key})):
+                    continue  # the run key was already launched: never a second wave
+                run = job.execute_in_process(partition_key=request.partition_key, instance=instance,
+                                             tags={**request.tags, "dagster/run_key": request.run_key},
+                                             raise_on_error=False)
+                sent = sum(int(e.materialization.metadata["sent"].value) for e in run.get_asset_materialization_events()
+                           if "sent" in e.materialization.metadata)
+                summary["waves"] += 1
+                summary["sent"] += sent
+                print(f"{request.run_key}: {'sent ' + str(sent) if run.success else 'FAILED'}", flush=True)
+    if not summary["sent"]:
+        return summary
+    base = f"http://127.0.0.1:{sandbox_port}"
+    # Let the sandbox's clock run past the scheduled sends and the recipients' reactions (days).
+    requests.post(f"{base}/sandbox/clock", json={"advance": 4 * 86400}, timeout=30).raise_for_status()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = requests.get(f"{base}/sandbox/status", timeout=30).json()
+        if not status["outbox"]:
+            break
+        time.sleep(1)
+    landing = Landing(str(settings.webhook_landing_dir()))
+    summary["reaction_batches"] = len(landing.list_batches(_paris_today()))
+    events = next(a for a in defs().assets
+                  if isinstance(a, dg.AssetsDefinition) and dg.AssetKey(["raw", "sendgrid_events"]) in a.keys)
+    with dg.DagsterInstance.get() as instance:  # today's partition: the day the reactions were received
+        result = dg.materialize([events], partition_key=_paris_today(), instance=instance, resources=resources,
+                                raise_on_error=False)
+    summary["reactions_ingested"] = int(result.success)
+    return summary
+
+
+def _paris_today() -> str:
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo(settings.PARIS_TZ)).date().isoformat()
+
+
 def run_demo(members: int = 5000, years: int = 4, seed: int = 42, headless: bool = False,
              sandbox_port: int = settings.SANDBOX_PORT, webhook_port: int = settings.SANDBOX_PORT + 1,
              ui_port: int = 3000) -> int:
@@ -169,6 +232,9 @@ def run_demo(members: int = 5000, years: int = 4, seed: int = 42, headless: bool
         first_day = max(settings.partitions_start(), manifest["period"]["history_start"])
         ok = run_main_job(first_day, manifest["period"]["end"])
         print(f"alumni_main {'succeeded' if ok else 'FAILED'} over {first_day} .. {manifest['period']['end']}", flush=True)
+        if ok:
+            loop = run_campaign_loop(sandbox_port)
+            print(f"Campaign loop: {loop}", flush=True)
         if headless:
             return 0 if ok else 1
         print(f"Dagster UI: http://127.0.0.1:{ui_port}  (Ctrl-C to stop)", flush=True)

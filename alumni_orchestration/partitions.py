@@ -8,7 +8,10 @@ import dagster as dg
 
 from alumni_orchestration import settings
 
-daily_partitions = dg.DailyPartitionsDefinition(start_date=settings.partitions_start(), timezone=settings.PARIS_TZ)
+# end_offset=1: today is a partition too (in progress), so what the webhook landed today can be ingested
+# at once; the nightly schedule covers yesterday, the last complete day.
+daily_partitions = dg.DailyPartitionsDefinition(start_date=settings.partitions_start(), timezone=settings.PARIS_TZ,
+                                                end_offset=1)
 
 AS_OF_TAG = "alumni/as_of"
 
