@@ -113,3 +113,27 @@ def test_english_variant_for_members_abroad_outside_french_speaking_cities() -> 
     assert language_for("Genève", "International") == "fr" and language_for("Lyon", "Auvergne-Rhône-Alpes") == "fr"
     english = render(DUES, _recipients(1, language="en").iloc[0].to_dict(), SENDER)
     assert "membership dues" in english.subject and "€90" in english.text
+
+
+def test_results_uplift_ci_and_roi_from_member_outcomes() -> None:
+    from alumni_orchestration.campaigns.results import Costs, campaign_results, two_proportion_uplift
+
+    uplift, low, high = two_proportion_uplift(30, 100, 10, 100)
+    assert uplift == pytest.approx(0.2) and low == pytest.approx(0.2 - 1.96 * (0.3 * 0.7 / 100 + 0.1 * 0.9 / 100) ** 0.5, abs=1e-4)
+    assert high - uplift == pytest.approx(uplift - low)
+    members = pd.DataFrame({
+        "campaign_id": "dues_reminder", "cycle": "2026-r1", "member_id": range(300),
+        "arm": ["treatment"] * 200 + ["control"] * 100,
+        "sent": [True] * 200 + [False] * 100, "delivered": [True] * 190 + [False] * 110,
+        "opened": [True] * 80 + [False] * 220, "clicked": [True] * 20 + [False] * 280,
+        "unsubscribed": [True] * 2 + [False] * 298, "spam_reported": False,
+        "retained": [True] * 60 + [False] * 140 + [True] * 10 + [False] * 90,
+        "revenue_eur": [90.0] * 60 + [0.0] * 140 + [90.0] * 10 + [0.0] * 90})
+    results = campaign_results(members, Costs(per_email_eur=0.01, acquire_member_eur=9.0)).set_index("arm")
+    t, c = results.loc["treatment"], results.loc["control"]
+    assert (t.audience, t.sent, t.delivered, t.unique_opens, t.clicks, t.unsubscribes) == (200, 200, 190, 80, 20, 2)
+    assert (c.audience, c.sent, c.retained) == (100, 0, 10) and pd.isna(c.uplift)
+    assert t.uplift == pytest.approx(0.3 - 0.1) and t.uplift_ci_low < 0.2 < t.uplift_ci_high
+    assert t.incremental_retained == pytest.approx(40) and t.cost_eur == pytest.approx(2.0)
+    assert t.cost_per_incremental_retained_eur == pytest.approx(2.0 / 40)
+    assert t.roi == pytest.approx((40 * 9.0 - 2.0) / 2.0) and t.revenue_eur == 60 * 90.0

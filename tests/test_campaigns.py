@@ -25,6 +25,7 @@ from alumni_orchestration.campaigns.send_window import is_quiet
 from alumni_orchestration.contracts import mail_send_errors
 from alumni_orchestration.defs.campaigns.assets import campaign_audience, campaign_sends
 from alumni_orchestration.defs.campaigns.resources import EmailSenderResource
+from alumni_orchestration.defs.campaigns.results import campaign_results_asset
 from alumni_orchestration.defs.campaigns.sensors import build_campaign_sensor
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.sandbox.server import SandboxServer
@@ -167,6 +168,12 @@ def test_dues_reminders_honour_consent_suppressions_cap_and_holdout(world) -> No
     control = set(audience[audience.arm == "control"].index)
     assert sorted(recipients) == sorted(treated) and not control & set(recipients)
     assert set(ledger[ledger.arm == "control"].status) <= {"held_out"} and set(ledger.cycle) == {"2026-r1"}
+    results = dg.materialize([campaign_results_asset], resources={"warehouse": warehouse})
+    assert results.success
+    with warehouse.read() as conn:
+        table = conn.execute("select * from campaigns.campaign_results where campaign_id = 'dues_reminder'").df().set_index("arm")
+    assert table.audience["treatment"] == table.sent["treatment"] == len(treated)
+    assert table.audience.get("control", 0) == len(control) and table.sent.get("control", 0) == 0
     messages = [p for line in _mail_send(data) for p in line["request"]["personalizations"]]
     assert all("90 €" in p["substitutions"]["-message_text-"] or "45 €" in p["substitutions"]["-message_text-"]
                or "15 €" in p["substitutions"]["-message_text-"] for p in messages)

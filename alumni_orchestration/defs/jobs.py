@@ -1,7 +1,7 @@
 """The main job: every asset but the campaigns, sources to scores. The nightly schedule and the demo run it.
 
-The campaigns group is left out: its assets are partitioned by campaign and day, and a job holds one
-partitioning. The job's partitions are the shared Europe/Paris days; a run over a range of days carries
+The campaign waves are left out: they are partitioned by campaign and day, and a job holds one
+partitioning (their sensors run them); the campaign results are in. The job's partitions are the shared Europe/Paris days; a run over a range of days carries
 the tags `dagster/asset_partition_range_start` / `_end` (a single-run backfill), and the unpartitioned
 assets (snapshot sources, non-daily dbt models, scores) are rebuilt once in the same run.
 """
@@ -10,7 +10,9 @@ import dagster as dg
 
 from alumni_orchestration.partitions import daily_partitions
 
-MAIN_SELECTION = dg.AssetSelection.all() - dg.AssetSelection.groups("campaigns")
+# The campaign results are rebuilt every night: late webhook events and payments keep arriving.
+MAIN_SELECTION = (dg.AssetSelection.all() - dg.AssetSelection.groups("campaigns")) | dg.AssetSelection.assets(
+    ["campaigns", "campaign_results"])
 
 alumni_main = dg.define_asset_job(
     name="alumni_main",
