@@ -188,8 +188,10 @@ def run_campaign_loop(sandbox_port: int) -> dict[str, int]:
     if not summary["sent"]:
         return summary
     base = f"http://127.0.0.1:{sandbox_port}"
-    # Let the sandbox's clock run past the scheduled sends and the recipients' reactions (days).
-    requests.post(f"{base}/sandbox/clock", json={"advance": 4 * 86400}, timeout=30).raise_for_status()
+    # Let the sandbox's clock run past the scheduled sends (at most 35 h ahead: quiet hours), which
+    # releases them, then past the recipients' reactions, which come within days of delivery.
+    for days in (2, 3):
+        requests.post(f"{base}/sandbox/clock", json={"advance": days * 86400}, timeout=30).raise_for_status()
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         status = requests.get(f"{base}/sandbox/status", timeout=30).json()
