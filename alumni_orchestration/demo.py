@@ -200,12 +200,17 @@ def run_campaign_loop(sandbox_port: int) -> dict[str, int]:
         time.sleep(1)
     landing = Landing(str(settings.webhook_landing_dir()))
     summary["reaction_batches"] = len(landing.list_batches(_paris_today()))
+    from alumni_orchestration.defs.campaigns.results import campaign_results_asset
+
     events = next(a for a in defs().assets
                   if isinstance(a, dg.AssetsDefinition) and dg.AssetKey(["raw", "sendgrid_events"]) in a.keys)
     with dg.DagsterInstance.get() as instance:  # today's partition: the day the reactions were received
-        result = dg.materialize([events], partition_key=_paris_today(), instance=instance, resources=resources,
-                                raise_on_error=False)
-    summary["reactions_ingested"] = int(result.success)
+        ingested = dg.materialize([events], partition_key=_paris_today(), instance=instance, resources=resources,
+                                  raise_on_error=False)
+        results = dg.materialize([campaign_results_asset], instance=instance, resources=resources,
+                                 raise_on_error=False)
+    summary["reactions_ingested"] = int(ingested.success)
+    summary["results_rebuilt"] = int(results.success)
     return summary
 
 
