@@ -10,15 +10,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: install demo test lint
+.PHONY: install demo test lint chromium
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/alumni demo
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/ruff check alumni_orchestration tests
 	$(BIN)/pytest
+
+# The browser test drives Debian's headless Chromium through its chromedriver.
+chromium:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
 
 lint: $(STAMP)
 	$(BIN)/ruff check alumni_orchestration tests
