@@ -168,9 +168,9 @@ def run_campaign_loop(sandbox_port: int) -> dict[str, int]:
         for sensor in definitions.sensors:
             if not sensor.name.endswith("_sensor") or sensor.job_name != "campaign_job":
                 continue
-            context = dg.build_sensor_context(instance=instance, sensor_name=sensor.name,
-                                              resources={"warehouse": resources["warehouse"]})
-            result = sensor(context)
+            with dg.build_sensor_context(instance=instance, sensor_name=sensor.name,
+                                         resources={"warehouse": resources["warehouse"]}) as context:
+                result = sensor(context)
             if isinstance(result, dg.SkipReason):
                 print(f"{sensor.name}: {result.skip_message}", flush=True)
                 continue

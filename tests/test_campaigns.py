@@ -66,6 +66,13 @@ def _run_wave(request: dg.RunRequest, warehouse: WarehouseResource, sender: Emai
                           resources={"warehouse": warehouse, "email_sender": sender}, tags=request.tags)
 
 
+def _tick(sensor, instance: dg.DagsterInstance, warehouse: WarehouseResource, cursor: str | None = None):
+    """One sensor evaluation; returns (result, the cursor it left). The context is closed after use."""
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"warehouse": warehouse}) as context:
+        result = sensor(context)
+        return result, context.cursor
+
+
 def _mail_send(data: Path) -> list[dict]:
     path = data / "mail_send.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -94,15 +101,13 @@ def test_reengagement_sensor_fires_for_exactly_the_crossing_members_and_sends_on
     data, warehouse, base_url = world
     sensor = build_campaign_sensor(campaigns()["reengagement"])
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, cursor=(REENGAGEMENT_AS_OF - dt.timedelta(days=1)).isoformat(),
-                                          resources={"warehouse": warehouse})
-        result = sensor(context)
+        result, cursor = _tick(sensor, instance, warehouse, (REENGAGEMENT_AS_OF - dt.timedelta(days=1)).isoformat())
         [request] = result  # 11-20 crosses; 11-21 and 11-22 do not
         assert request.run_key == f"reengagement:{REENGAGEMENT_AS_OF}"
-        assert context.cursor == "2026-11-22"
-        again = sensor(dg.build_sensor_context(instance=instance, cursor=context.cursor, resources={"warehouse": warehouse}))
+        assert cursor == "2026-11-22"
+        again, _ = _tick(sensor, instance, warehouse, cursor)
         assert isinstance(again, dg.SkipReason) and "no snapshot newer" in again.skip_message
-        replay = sensor(dg.build_sensor_context(instance=instance, cursor="2026-11-19", resources={"warehouse": warehouse}))
+        replay, _ = _tick(sensor, instance, warehouse, "2026-11-19")
         assert [r.run_key for r in replay] == [request.run_key]  # same key: Dagster launches it once
 
         assert _run_wave(request, warehouse, _sender(warehouse, base_url), instance).success
@@ -148,9 +153,8 @@ def test_dues_reminders_honour_consent_suppressions_cap_and_holdout(world) -> No
     data, warehouse, base_url = world
     sensor = build_campaign_sensor(campaigns()["dues_reminder"])
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse})
-        [request] = sensor(context)  # no cursor: the latest snapshot only
-        assert request.run_key == "dues_reminder:2026-11-22" and context.cursor == "2026-11-22"
+        [request], cursor = _tick(sensor, instance, warehouse)  # no cursor: the latest snapshot only
+        assert request.run_key == "dues_reminder:2026-11-22" and cursor == "2026-11-22"
         with warehouse.read() as conn:
             due = conn.execute("select member_id from scoring.member_score_history where as_of = '2026-11-22' and "
                                "not paid_current_cycle and dues_propensity >= 0.5 order by member_id").df().member_id
@@ -183,7 +187,7 @@ def test_outbox_mode_sends_nothing_and_keeps_the_rendered_messages(world) -> Non
     data, warehouse, base_url = world
     sensor = build_campaign_sensor(campaigns()["dues_reminder"])
     with dg.instance_for_test() as instance:
-        [request] = sensor(dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse}))
+        [request], _ = _tick(sensor, instance, warehouse)
         outbox = EmailSenderResource(mode="outbox", warehouse=warehouse)
         result = _run_wave(request, warehouse, outbox, instance)
     assert result.success
