@@ -176,3 +176,20 @@ def test_score_history_snapshots_each_day_and_feeds_the_trend(demo_warehouse, tm
     assert trend[0] == current and trend[1] > 0  # 30 days back exists: every current member has a trend
     # The snapshot as of the mart's day ranks members exactly as the mart does (percentiles among current members).
     assert latest.rank().corr(mart.set_index("member_id").e.reindex(latest.index).rank()) > 0.99
+
+
+def test_unchanged_training_data_reuses_the_saved_model(demo_warehouse, tmp_path: Path) -> None:
+    association, source = demo_warehouse
+    warehouse = tmp_path / "w.duckdb"
+    warehouse.write_bytes(source.read_bytes())
+    refitted, scores = [], []
+    for _ in range(2):
+        result = _score(association, warehouse, tmp_path / "models")
+        [model_event] = [e for e in result.get_asset_materialization_events()
+                         if e.asset_key.path[-1] == "dues_propensity_model"]
+        refitted.append(model_event.materialization.metadata["refitted"].value)
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            scores.append(conn.execute("select * from scoring.dues_propensity order by member_id").df())
+    assert refitted == [True, False]
+    assert len(list((tmp_path / "models" / "dues_propensity").glob("*.joblib"))) == 1
+    pd.testing.assert_frame_equal(scores[0], scores[1])

@@ -89,6 +89,12 @@ class DuesModelReport:
     validation_predictions: pd.DataFrame = field(repr=False)
 
 
+def training_data_hash(data: pd.DataFrame) -> str:
+    """The hash fit_dues_model records for this training set."""
+    columns = feature_columns(data.drop(columns=["cycle", "paid"]))
+    return data_hash(data[columns + ["paid", "cycle"]])
+
+
 def fit_dues_model(data: pd.DataFrame, seed: int = 0, oracle: pd.Series | None = None):
     """Returns (final calibrated model fitted on every cycle, report). `data` is a training_set()."""
     cycles = sorted(data.cycle.unique())

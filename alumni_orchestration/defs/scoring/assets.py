@@ -11,7 +11,7 @@ import pandas as pd
 from alumni_orchestration.defs.scoring.resources import ScoringResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.partitions import daily_partitions, run_as_of
-from alumni_orchestration.scoring.dues_model import fit_dues_model
+from alumni_orchestration.scoring.dues_model import fit_dues_model, training_data_hash
 from alumni_orchestration.scoring.engagement import engagement_as_of
 from alumni_orchestration.scoring.features import complete_cycles, point_in_time_features, training_set
 from alumni_orchestration.scoring.plots import distribution_by_segment_png, markdown_image
@@ -45,6 +45,15 @@ def _oracle(ground_truth_dir: str) -> pd.Series | None:
     return pd.read_csv(path).set_index(["member_id", "dues_year"]).p_pay
 
 
+def saved_model_for(model_dir: Path, data_hash: str, seed: int) -> dict | None:
+    """A model already fitted on exactly this training data with this seed, if one was saved."""
+    for path in sorted(model_dir.glob(f"*-{data_hash[:12]}.joblib")):
+        saved = joblib.load(path)
+        if saved.get("data_hash") == data_hash and saved.get("seed") == seed and saved.get("report") is not None:
+            return saved
+    return None
+
+
 def _md(frame: pd.DataFrame, digits: int = 3) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.round(digits).to_markdown(index=False))
 
@@ -66,12 +75,19 @@ def dues_propensity_model(context: dg.AssetExecutionContext, warehouse: Warehous
     activity, dues, members = _inputs(warehouse)
     cycles = complete_cycles(activity, as_of)
     data = training_set(activity, dues, members, cycles)
-    model, columns, report = fit_dues_model(data, seed=scoring.seed, oracle=_oracle(scoring.ground_truth_dir))
-    version = f"{as_of.isoformat()}-{report.data_hash[:12]}"
     model_dir = Path(scoring.model_dir) / "dues_propensity"
     model_dir.mkdir(parents=True, exist_ok=True)
-    joblib.dump({"model": model, "columns": columns, "version": version, "data_hash": report.data_hash,
-                 "chosen": report.chosen, "cycles": [int(c) for c in cycles]}, model_dir / f"{version}.joblib")
+    # The training set changes when a dues cycle completes, not every night: refit only then.
+    saved = saved_model_for(model_dir, training_data_hash(data), scoring.seed)
+    if saved:
+        model, columns, report, version = saved["model"], saved["columns"], saved["report"], saved["version"]
+        context.log.info(f"training data unchanged since model {version}: reusing it")
+    else:
+        model, columns, report = fit_dues_model(data, seed=scoring.seed, oracle=_oracle(scoring.ground_truth_dir))
+        version = f"{as_of.isoformat()}-{report.data_hash[:12]}"
+        joblib.dump({"model": model, "columns": columns, "version": version, "data_hash": report.data_hash,
+                     "chosen": report.chosen, "cycles": [int(c) for c in cycles], "seed": scoring.seed,
+                     "report": report}, model_dir / f"{version}.joblib")
 
     next_cycle = as_of.year + 1
     features = point_in_time_features(activity, dues, members, as_of - dt.timedelta(days=1))
@@ -102,6 +118,7 @@ def dues_propensity_model(context: dg.AssetExecutionContext, warehouse: Warehous
                      f"(heuristic {value['baseline_roc_auc']:.3f})")
     yield dg.MaterializeResult(metadata={
         "model_version": version,
+        "refitted": saved is None,
         "data_hash": report.data_hash,
         "chosen_model": report.chosen,
         "selection_auc": dg.MetadataValue.json(report.selection_auc),
