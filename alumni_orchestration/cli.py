@@ -1,4 +1,4 @@
-"""The `alumni` command: generate, sandbox, webhook, demo."""
+"""The `alumni` command: generate, sandbox, webhook, demo, bench."""
 
 from __future__ import annotations
 
@@ -57,6 +57,17 @@ def _demo(args: argparse.Namespace) -> int:
                     sandbox_port=args.sandbox_port, webhook_port=args.webhook_port, ui_port=args.ui_port)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from alumni_orchestration.bench import run_bench
+
+    run_bench(sizes=[int(size) for size in args.sizes.split(",")], years=args.years, short_years=args.short_years,
+              growth_members=args.growth_members, engagement_members=args.engagement_members,
+              send_messages=args.send_messages, seed=args.seed, end_date=args.end_date, out_dir=Path(args.out),
+              skip=frozenset(filter(None, args.skip.split(","))), command=" ".join(["alumni", *sys.argv[1:]]),
+              date=args.date)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alumni", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--webhook-port", type=int, default=8766)
     demo.add_argument("--ui-port", type=int, default=3000)
     demo.set_defaults(func=_demo)
+
+    bench = sub.add_parser("bench", help="the benchmark ladder; writes benchmarks/results/<date>.md")
+    bench.add_argument("--sizes", default="10000,100000,1000000", help="member counts, comma-separated")
+    bench.add_argument("--years", type=int, default=3, help="years of history of the ladder")
+    bench.add_argument("--short-years", type=int, default=1, help="the shorter history of the nightly-vs-history ratio")
+    bench.add_argument("--growth-members", type=int, default=100_000)
+    bench.add_argument("--engagement-members", type=int, default=100_000, help="size of the dbt vs pandas comparison")
+    bench.add_argument("--send-messages", type=int, default=20_000)
+    bench.add_argument("--seed", type=int, default=42)
+    bench.add_argument("--end-date", default="2026-01-10", help="last generated day (fixed, so the cache holds)")
+    bench.add_argument("--out", default="benchmarks/results")
+    bench.add_argument("--skip", default="", help="any of pipeline,growth,engagement,send")
+    bench.add_argument("--date", default=None, help="results file to add to (YYYY-MM-DD); default: today")
+    bench.set_defaults(func=_bench)
     return parser
 
 
