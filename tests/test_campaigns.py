@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import random
 import shutil
 import signal
@@ -262,3 +263,71 @@ def test_a_wave_killed_at_random_instants_ends_with_exactly_one_message_per_trea
         assert dict(mine) == dict.fromkeys(treated, 1), f"trial {trial}"
         cancelled_somewhere += len(batches) > len({m["batch_id"] for m in sent if m["batch_id"] in batches})
     assert cancelled_somewhere > 0, "no kill ever interrupted a chunk in flight: the test proved nothing"
+
+
+def _paris_today() -> str:
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo("Europe/Paris")).date().isoformat()
+
+
+def test_backfilling_a_campaign_window_from_the_cli_updates_its_results(scored, tmp_path) -> None:
+    """The wave is sent, the sandbox's recipients react through the Event Webhook, and a single-run backfill
+    of `campaign_window_job` over the window, launched with the `dagster` CLI as the UI would launch it,
+    re-ingests the events, rebuilds the marts and the results: delivered and opened messages appear."""
+    from alumni_orchestration.demo import INSTANCE_YAML
+    from alumni_orchestration.webhook.receiver import WebhookReceiver
+
+    association, base = scored
+    data = tmp_path / "association"
+    shutil.copytree(association, data, ignore=shutil.ignore_patterns("mail_send.jsonl", "sandbox_state.json",
+                                                                      "sent_messages.jsonl"))
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    shutil.copy(base, warehouse.path)
+    landing = tmp_path / "landing"
+    server = SandboxServer(data, port=0)
+    receiver = WebhookReceiver(str(landing), server.sandbox.public_key)
+    server.webhook_url = receiver.url
+    with receiver, server:
+        sensor = build_campaign_sensor(campaigns()["dues_reminder"])
+        with dg.instance_for_test() as instance:
+            [request], _ = _tick(sensor, instance, warehouse)
+            assert _run_wave(request, warehouse, _sender(warehouse, server.base_url), instance).success
+        for days in (2, 3):  # past the scheduled send, then past the reactions
+            requests.post(f"{server.base_url}/sandbox/clock", json={"advance": days * 86400}, timeout=10)
+        deadline = time.monotonic() + 60
+        while requests.get(f"{server.base_url}/sandbox/status", timeout=10).json()["outbox"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        with warehouse.read() as conn:
+            treated = conn.execute("select count(*) from campaigns.campaign_audience where arm = 'treatment'"
+                                   ).fetchall()[0][0]
+            before = conn.execute("select count(*) from raw.sendgrid_events where campaign_id = 'dues_reminder'"
+                                  ).fetchall()[0][0]
+        assert treated > 0 and before == 0
+        home = tmp_path / "home"
+        (home / "dagster").mkdir(parents=True)
+        (home / "dagster" / "dagster.yaml").write_text(INSTANCE_YAML)
+        today = _paris_today()
+        manifest = json.loads((data / "manifest.json").read_text())
+        env = {**os.environ, "ALUMNI_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
+               "ALUMNI_WAREHOUSE": warehouse.path, "SENDGRID_WEBHOOK_LANDING": str(landing),
+               "ALUMNI_SANDBOX_URL": server.base_url, "ALUMNI_PARTITIONS_START": manifest["period"]["history_start"],
+               "MEMBERSHIP_DATABASE_URL": f"sqlite:///{data / 'membership.sqlite'}",
+               "SENDGRID_API_KEY": "SG.backfill-test", "EVENTBRITE_TOKEN": "sandbox-eventbrite-token",
+               "HELLOASSO_CLIENT_ID": "sandbox-client", "HELLOASSO_CLIENT_SECRET": "sandbox-secret"}
+        tags = json.dumps({"dagster/asset_partition_range_start": today, "dagster/asset_partition_range_end": today})
+        launched = subprocess.run([str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m",
+                                   "alumni_orchestration.definitions", "-j", "campaign_window_job", "--tags", tags],
+                                  cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert launched.returncode == 0, (launched.stdout + launched.stderr)[-3000:]
+    with warehouse.read() as conn:
+        results = conn.execute("select * from campaigns.campaign_results where campaign_id = 'dues_reminder'"
+                               ).df().set_index("arm")
+    assert results.delivered["treatment"] == results.sent["treatment"] == treated
+    assert results.unique_opens["treatment"] > 0
+    rebuilt = dg.materialize([campaign_results_asset], resources={"warehouse": warehouse})
+    assert rebuilt.success
+    with warehouse.read() as conn:
+        again = conn.execute("select * from campaigns.campaign_results where campaign_id = 'dues_reminder'"
+                             ).df().set_index("arm")
+    pd.testing.assert_frame_equal(results, again)
