@@ -205,12 +205,12 @@ def campaign_sends(context: dg.AssetExecutionContext, warehouse: WarehouseResour
                                 [campaign.campaign_id, as_of, INCLUDED]).df() \
             if table_exists(conn, AUDIENCE_TABLE) else pd.DataFrame(columns=AUDIENCE_COLUMNS)
     transport = email_sender.transport()
-    now = dt.datetime.now(dt.UTC)
+    now = email_sender.now()
     new_rows, new_held_out = ledger.plan_wave(warehouse.write, campaign, audience, now)
     cancelled, unknown = ledger.recover(warehouse.write, transport, campaign.campaign_id, now)
     report = ledger.send_planned(warehouse.write, transport, campaign, as_of,
                                  recipients_loader(warehouse, campaign), email_sender.sender(),
-                                 clock=lambda: dt.datetime.now(dt.UTC), lead=email_sender.lead,
+                                 clock=email_sender.now, lead=email_sender.lead,
                                  chunk_size=email_sender.chunk_size)
     with warehouse.read() as conn:
         statuses = conn.execute(f"select arm, status, count(*) as members from {ledger.SENDS} "

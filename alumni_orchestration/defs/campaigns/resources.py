@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+import requests
 from pydantic import Field
 
 from alumni_orchestration.campaigns.content import Sender
@@ -59,6 +60,16 @@ class EmailSenderResource(dg.ConfigurableResource):
     def sender(self) -> Sender:
         return Sender(from_email=self.from_email, from_name=self.from_name, reply_to=self.reply_to,
                       organization=self.organization)
+
+    def now(self) -> dt.datetime:
+        """The sender's clock. In sandbox mode it is the sandbox's own, which a demo may move to replay a
+        past month: send times must be valid for the SendGrid that receives them."""
+        if self.mode != "sandbox":
+            return dt.datetime.now(dt.UTC)
+        root = self.host.rstrip("/").removesuffix("/sendgrid")
+        response = requests.get(f"{root}/sandbox/status", timeout=30)
+        response.raise_for_status()
+        return dt.datetime.fromtimestamp(float(response.json()["now"]), dt.UTC)
 
     @property
     def lead(self) -> dt.timedelta:
