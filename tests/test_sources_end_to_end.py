@@ -60,9 +60,10 @@ def _run_sources(data: Path, fault_rate: float = 0.0, slow_rate: float = 0.0, se
                 instance=instance, raise_on_error=False,
                 tags={"dagster/asset_partition_range_start": manifest["period"]["history_start"],
                       "dagster/asset_partition_range_end": manifest["period"]["end"]})
+            faults = sbx.sandbox.faults_injected
         finally:
             del os.environ["ALUMNI_SANDBOX_URL"]
-    return result, instance, manifest
+    return result, instance, manifest, faults
 
 
 def _snapshot(warehouse: Path) -> dict[str, list]:
@@ -81,7 +82,7 @@ def _all_text(instance: dg.DagsterInstance, result) -> str:
 
 def test_sources_load_completely_with_warts_quarantined_and_idempotently(world, capfd) -> None:
     data, home = world
-    result, instance, manifest = _run_sources(data)
+    result, instance, manifest, _ = _run_sources(data)
     assert result.success
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)
@@ -113,7 +114,7 @@ def test_sources_load_completely_with_warts_quarantined_and_idempotently(world, 
     assert not any(secret in text for secret in SECRETS.values())
 
     first = _snapshot(warehouse)
-    again, _, _ = _run_sources(data)
+    again, _, _, _ = _run_sources(data)
     second = _snapshot(warehouse)
     assert again.success
     for table in first:
@@ -124,15 +125,15 @@ def test_sources_give_identical_tables_through_20_percent_faults(world) -> None:
     data, home = world
     assert _run_sources(data)[0].success
     clean = _snapshot(home / "warehouse.duckdb")
-    faulty, _, _ = _run_sources(data, fault_rate=0.2, slow_rate=0.02)
-    assert faulty.success
+    faulty, _, _, faults = _run_sources(data, fault_rate=0.2, slow_rate=0.02)
+    assert faulty.success and faults > 0  # the faults really happened
     assert _snapshot(home / "warehouse.duckdb") == clean
 
 
 def test_sources_fail_cleanly_and_quickly_when_every_call_fails(world, capfd) -> None:
     data, _ = world
     started = time.monotonic()
-    result, instance, _ = _run_sources(data, fault_rate=1.0, selection="key:raw/helloasso_forms")
+    result, instance, _, _ = _run_sources(data, fault_rate=1.0, selection="key:raw/helloasso_forms")
     elapsed = time.monotonic() - started
     assert not result.success and elapsed < 120
     [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]

@@ -96,6 +96,7 @@ class Sandbox:
         self.state = self._json(self.state_path, {"batches": {}, "held": [], "pending_events": [], "outbox": [],
                                                   "orders": [], "clock_offset": 0.0, "sent_ids": []})
         self.sent_ids = set(self.state["sent_ids"])
+        self.faults_injected = 0  # 429s and 500s answered on purpose, so tests can tell faults really happened
 
     # ---- persistence and clock ----
     @staticmethod
@@ -355,6 +356,7 @@ def make_handler(sandbox: Sandbox, fault_rate: float, slow_rate: float, rng: ran
                     time.sleep(rng.uniform(0.3, 1.2))
                 return
             reset = str(int(time.time()) + 1)
+            sandbox.faults_injected += 1
             if rng.random() < 0.5:
                 if self.path.startswith("/eventbrite"):
                     raise ApiError(429, {"error": "HIT_RATE_LIMIT", "error_description": "Rate limit hit.",
