@@ -158,16 +158,17 @@ def run_campaign_loop(sandbox_port: int) -> dict[str, int]:
     import dagster as dg
 
     from alumni_orchestration.definitions import defs
+    from alumni_orchestration.defs.campaigns.results import campaign_results_asset
+    from alumni_orchestration.defs.campaigns.sensors import campaign_sensors
     from alumni_orchestration.webhook.landing import Landing
+    from alumni_orchestration.webhook.receiver import paris_day
 
     definitions = defs()
     job = definitions.resolve_job_def("campaign_job")
     resources = definitions.resources
     summary = {"waves": 0, "sent": 0}
     with dg.DagsterInstance.get() as instance:
-        for sensor in definitions.sensors:
-            if not sensor.name.endswith("_sensor") or sensor.job_name != "campaign_job":
-                continue
+        for sensor in campaign_sensors:
             with dg.build_sensor_context(instance=instance, sensor_name=sensor.name,
                                          resources={"warehouse": resources["warehouse"]}) as context:
                 result = sensor(context)
@@ -198,26 +199,19 @@ def run_campaign_loop(sandbox_port: int) -> dict[str, int]:
         if not status["outbox"]:
             break
         time.sleep(1)
+    today = paris_day(time.time())  # the landing folder the receiver filed today's reactions under
     landing = Landing(str(settings.webhook_landing_dir()))
-    summary["reaction_batches"] = len(landing.list_batches(_paris_today()))
-    from alumni_orchestration.defs.campaigns.results import campaign_results_asset
-
-    events = next(a for a in defs().assets
+    summary["reaction_batches"] = len(landing.list_batches(today))
+    events = next(a for a in definitions.assets
                   if isinstance(a, dg.AssetsDefinition) and dg.AssetKey(["raw", "sendgrid_events"]) in a.keys)
     with dg.DagsterInstance.get() as instance:  # today's partition: the day the reactions were received
-        ingested = dg.materialize([events], partition_key=_paris_today(), instance=instance, resources=resources,
+        ingested = dg.materialize([events], partition_key=today, instance=instance, resources=resources,
                                   raise_on_error=False)
         results = dg.materialize([campaign_results_asset], instance=instance, resources=resources,
                                  raise_on_error=False)
     summary["reactions_ingested"] = int(ingested.success)
     summary["results_rebuilt"] = int(results.success)
     return summary
-
-
-def _paris_today() -> str:
-    from zoneinfo import ZoneInfo
-
-    return dt.datetime.now(ZoneInfo(settings.PARIS_TZ)).date().isoformat()
 
 
 def run_demo(members: int = 5000, years: int = 4, seed: int = 42, headless: bool = False,

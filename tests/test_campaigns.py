@@ -277,18 +277,12 @@ def test_a_wave_killed_at_random_instants_ends_with_exactly_one_message_per_trea
     assert cancelled_somewhere > 0, "no kill ever interrupted a chunk in flight: the test proved nothing"
 
 
-def _paris_today() -> str:
-    from zoneinfo import ZoneInfo
-
-    return dt.datetime.now(ZoneInfo("Europe/Paris")).date().isoformat()
-
-
 def test_backfilling_a_campaign_window_from_the_cli_updates_its_results(scored, tmp_path) -> None:
     """The wave is sent, the sandbox's recipients react through the Event Webhook, and a single-run backfill
     of `campaign_window_job` over the window, launched with the `dagster` CLI as the UI would launch it,
     re-ingests the events, rebuilds the marts and the results: delivered and opened messages appear."""
     from alumni_orchestration.demo import INSTANCE_YAML
-    from alumni_orchestration.webhook.receiver import WebhookReceiver
+    from alumni_orchestration.webhook.receiver import WebhookReceiver, paris_day
 
     association, base = scored
     data = tmp_path / "association"
@@ -319,7 +313,7 @@ def test_backfilling_a_campaign_window_from_the_cli_updates_its_results(scored, 
         home = tmp_path / "home"
         (home / "dagster").mkdir(parents=True)
         (home / "dagster" / "dagster.yaml").write_text(INSTANCE_YAML)
-        today = _paris_today()
+        today = paris_day(time.time())
         manifest = json.loads((data / "manifest.json").read_text())
         env = {**os.environ, "ALUMNI_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
                "ALUMNI_WAREHOUSE": warehouse.path, "SENDGRID_WEBHOOK_LANDING": str(landing),

@@ -24,7 +24,6 @@ from alumni_orchestration.campaigns.definitions import Campaign
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 SITE = "https://www.anciens-exemple.fr"
-LANGUAGES = ("fr", "en")
 HTML_TAG, TEXT_TAG = "-message_html-", "-message_text-"
 # Members abroad get the English variant, unless they live where French is spoken.
 FRENCH_SPEAKING_ABROAD = {"Genève", "Bruxelles", "Montréal"}

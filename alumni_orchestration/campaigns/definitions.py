@@ -68,9 +68,6 @@ class Campaign:
         month, day = (int(x) for x in self.season_opens.split("-"))
         return dt.date(as_of.year, month, day)
 
-    @property
-    def score_columns(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(t.score for t in self.triggers))
 
 
 def _campaign(campaign_id: str, spec: dict, defaults: dict) -> Campaign:

@@ -157,12 +157,12 @@ def _outbox_rows(campaign: Campaign, chunk: pd.DataFrame, sender: Sender, batch_
     return pd.DataFrame(records)
 
 
-def _mark(conn: duckdb.DuckDBPyConnection, batch_id: str, status: str, now: dt.datetime, detail: str | None = None,
-          from_status: str = SCHEDULING) -> None:
+def _mark(conn: duckdb.DuckDBPyConnection, batch_id: str, status: str, now: dt.datetime, detail: str | None = None) -> None:
+    """A chunk's outcome, on its batch and on its ledger rows still `scheduling`."""
     conn.execute(f"update {BATCHES} set status = ?, detail = ?, updated_at = ? where batch_id = ?",
                  [status, detail, _utc(now), batch_id])
     conn.execute(f"update {SENDS} set status = ?, detail = ?, updated_at = ? where batch_id = ? and status = ?",
-                 [status, detail, _utc(now), batch_id, from_status])
+                 [status, detail, _utc(now), batch_id, SCHEDULING])
 
 
 def send_planned(connect: Connect, transport: Transport, campaign: Campaign, as_of: dt.date,

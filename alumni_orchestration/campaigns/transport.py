@@ -16,7 +16,7 @@ from typing import Any
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
-from alumni_orchestration.ingest.http import ProviderError, rate_limit_wait
+from alumni_orchestration.ingest.http import ProviderError, RetryBudget, rate_limit_wait
 
 PROVIDER = "SendGrid"
 
@@ -47,6 +47,7 @@ class SendGridTransport:
         self.client = SendGridAPIClient(api_key, host=host.rstrip("/"))
         self.client.client.timeout = timeout
         self.max_rate_limit_wait = max_rate_limit_wait
+        self.budget = RetryBudget(max_delay=8.0)  # the providers' jittered backoff, for idempotent calls
         self.sleep = sleep
 
     def _call(self, endpoint: str, call: Callable[[], Any], idempotent: bool) -> Any:
@@ -62,7 +63,7 @@ class SendGridTransport:
                 if status == 429:
                     wait = rate_limit_wait(dict(exc.headers or {}), time.time(), 1.0)
                 elif status >= 500 and idempotent and attempt < 5:
-                    wait = min(8.0, 0.5 * 2 ** attempt)
+                    wait = self.budget.backoff(attempt)
                 elif status >= 500:
                     raise OutcomeUnknown(f"{PROVIDER} {endpoint}: HTTP {status}") from None
                 else:
@@ -70,7 +71,7 @@ class SendGridTransport:
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 if not idempotent or attempt >= 5:
                     raise OutcomeUnknown(f"{PROVIDER} {endpoint}: {type(exc).__name__}") from None
-                wait = min(8.0, 0.5 * 2 ** attempt)
+                wait = self.budget.backoff(attempt)
             if waited + wait > self.max_rate_limit_wait:
                 raise ProviderError(PROVIDER, endpoint, f"gave up after {attempt} attempts") from None
             waited += wait

@@ -68,7 +68,7 @@ active as (
     where s.campaign_id <> 'dues_reminder'
 )
 select s.campaign_id, s.cycle, s.member_id, s.arm,
-       s.status in ('{ledger.SCHEDULED}', '{ledger.OUTBOXED}') as sent,
+       s.status in {ledger.DELIVERED_STATUSES} as sent,
        coalesce(e.delivered, false) as delivered, coalesce(e.opened, false) as opened,
        coalesce(e.clicked, false) as clicked, coalesce(e.unsubscribed, false) as unsubscribed,
        coalesce(e.spam_reported, false) as spam_reported,
