@@ -9,8 +9,11 @@ child process per phase, so that each phase's peak RSS is its own:
   the day), plus the snapshot sources, every dbt model and the scores — what the nightly schedule runs.
 
 Each phase runs three asset selections in turn (sources; staging+intermediate+marts; scoring) on a
-Dagster instance in a temporary DAGSTER_HOME, and times each. Results go to
-benchmarks/results/<date>.md (and the raw numbers to <date>.json, merged across invocations of the day).
+Dagster instance in a temporary DAGSTER_HOME, and times each; then the two campaign stages, as the
+night would: every campaign sensor evaluated once on that instance ("sensor"), and every wave it
+requested run through `campaign_job` in sandbox mode, sending to the phase's sandbox ("send"), with the
+sandbox's clock set to the morning the wave runs. Results go to benchmarks/results/<date>.md (and the
+raw numbers to <date>.json, merged across invocations of the day).
 """
 
 from __future__ import annotations
@@ -40,8 +43,15 @@ STAGES = {  # stage name -> Dagster groups, in run order
     "dbt": ("staging", "intermediate", "marts"),
     "scoring": ("scoring",),
 }
-NOT_YET = "not yet measured: campaigns land in issue 6"
-PENDING_STAGES = ("sensor evaluation", "campaign send")
+CAMPAIGN_STAGES = {"sensor": "sensor evaluation", "send": "campaign send"}  # stage -> table column, after STAGES
+ALL_STAGES = (*STAGES, *CAMPAIGN_STAGES)
+# The wave of a phase runs on the morning after its last day (the as-of day), at this Paris time: the
+# sandbox's clock is set to it, so that the send window (quiet hours, Sundays) applies as on that day.
+WAVE_MORNING = dt.time(7, 0)
+# What the sandbox writes into the association's folder while the pipeline sends to it: reset for each
+# scenario, so that one run's sends (and the reactions, payments and unsubscribes they cause) never
+# reach the next run's ingest.
+SANDBOX_OUTPUTS = ("sandbox_state.json", "mail_send.jsonl", "sent_messages.jsonl")
 PERSONALIZATIONS_PER_REQUEST = 1000
 REPRODUCE = ".venv/bin/alumni bench --sizes 10000,100000,1000000"
 SANDBOX_ENV = {  # the sandbox's own credentials: they open nothing but the local sandbox
@@ -162,8 +172,8 @@ def target_rows(m: dict[str, Any]) -> list[dict[str, str]]:
         _at_most("peak RSS, 100,000 members", peak(100_000), 4 * GB, _gb),
         _at_most("peak RSS, 1,000,000 members", peak(1_000_000), 16 * GB, _gb),
         _at_most(f"nightly time, {growth.get('long_years', 3)}-year ÷ {growth.get('short_years', 1)}-year history "
-                 f"({growth.get('members', 100_000):,} members)"
-                 + ("" if growth.get("complete", True) else f"; stages {' + '.join(growth['stages_compared'])} only"),
+                 f"({growth.get('members', 100_000):,} members; {' + '.join(growth.get('stages_compared', STAGES))}"
+                 + (")" if growth.get("complete", True) else " only: the other stages failed)"),
                  growth.get("ratio"), 1.3, lambda v: f"{v:.2f}"),
         _at_most("full first load, 100,000 members", full(100_000), 600, _seconds),
         _at_least(f"dbt-duckdb mart vs the pandas peer ({engagement.get('members', 100_000):,} members)",
@@ -180,6 +190,20 @@ def target_rows(m: dict[str, Any]) -> list[dict[str, str]]:
                     lambda: why_engagement(engagement), lambda: why_send(send)]
     for row, why in zip(rows, explanations, strict=True):
         row["why"] = why() if row["status"].startswith("missed") else ""
+    for size, indexes in ((100_000, (0, 2, 5)), (1_000_000, (1, 3))):
+        stopped = run_of["full"](size)
+        if stopped and stopped.get("interrupted"):
+            note = (f"the full load was stopped at its time limit after the stages {', '.join(stopped['stages'])} "
+                    f"({_seconds(stopped['total_seconds'])})")
+            for index in indexes:
+                row = rows[index]
+                if row["status"] == "not measured":
+                    row["status"], row["why"] = "not measured", note + "; the nightly run needs a complete one"
+                else:  # a peak so far is a lower bound
+                    row["measured"] = f"≥ {row['measured']}"
+                    row["status"] = ("missed (already over, " + row["status"] + ")" if row["status"].startswith("missed")
+                                     else "incomplete: under the target so far")
+                    row["why"] = note + (f"; {row['why']}" if row["why"] else "")
     return rows
 
 
@@ -202,8 +226,15 @@ def where_memory_goes(scenario: dict | None) -> str:
     if not scenario:
         return ""
     runs = {phase: scenario[phase] for phase in ("full", "nightly") if scenario.get(phase)}
-    return "; ".join(f"{phase}: pipeline process {_gb(run['peak_rss_self_bytes'])}, children (dbt) "
+    return "; ".join(f"{phase}: pipeline process {_gb(run['peak_rss_self_bytes'])}{peak_stage(run)}, children (dbt) "
                      f"{_gb(run['peak_rss_children_bytes'])}" for phase, run in runs.items())
+
+
+def peak_stage(run: dict) -> str:
+    """' (reached in <stage>)': the first stage after which the process's lifetime peak was the final one."""
+    after = run.get("peak_rss_self_after_stage_bytes") or {}
+    stage = next((s for s in ALL_STAGES if s in after and after[s] >= run["peak_rss_self_bytes"]), None)
+    return f" (reached in {stage})" if stage else ""
 
 
 def where_growth_goes(growth: dict, top: int = 3) -> str:
@@ -282,6 +313,14 @@ def results_markdown(m: dict[str, Any]) -> str:
               "Peak RSS: the pipeline process (Dagster, the in-process steps, pandas and scikit-learn) and its "
               "largest child (a dbt process; on Linux this figure includes the parent's image when it forked, so "
               "the two are not added). The API sandbox runs in a process of its own and is not counted.", "",
+              "Then the two campaign stages, on the same instance, as the night would run them: *sensor "
+              "evaluation* is one tick of every campaign sensor (from the cursor the previous phase's tick left; "
+              "none before the full load, which therefore looks at the latest snapshot only), with the run requests "
+              "it made; *campaign send* runs every requested wave through `campaign_job` in process (audience, then "
+              "sends in sandbox mode to the phase's sandbox, whose clock is set to "
+              f"{WAVE_MORNING:%H:%M} Europe/Paris on the wave's as-of day, so that quiet hours apply as on that "
+              "day), with the messages sent and messages per second over the whole stage. Total: all five stages.",
+              "",
               "| association | phase | ingest | dbt | scoring | sensor evaluation | campaign send | total | "
               "peak RSS (pipeline process) | peak RSS (largest child) | warehouse after |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -296,9 +335,10 @@ def results_markdown(m: dict[str, Any]) -> str:
             failed = "" if run["success"] else f" (FAILED at {run.get('failed_stage')})"
             lines.append(
                 f"| {name} | {'full first load' if phase == 'full' else 'nightly'}{failed} | "
-                + " | ".join(_seconds(stages.get(s)) for s in STAGES) + f" | {NOT_YET} | {NOT_YET} | "
+                + " | ".join(_seconds(stages.get(s)) for s in STAGES) + f" | {sensor_cell(run)} | {send_cell(run)} | "
                 f"{_seconds(run['total_seconds'])} | {_gb(run['peak_rss_self_bytes'])} | "
                 f"{_gb(run['peak_rss_children_bytes'])} | {_gb(run['warehouse_bytes'])} |")
+    lines += campaign_lines(m)
     lines += ["", "## Generated associations", "",
               "| association | generation | files on disk | webhook events |", "|---|---|---|---|"]
     for gen in sorted(m.get("generation", {}).values(), key=lambda g: (g["members"], g["years"])):
@@ -310,7 +350,8 @@ def results_markdown(m: dict[str, Any]) -> str:
                   f"{growth['members']:,} members: nightly {_seconds(growth['short_seconds'])} with "
                   f"{growth['short_years']} year of history, {_seconds(growth['long_seconds'])} with "
                   f"{growth['long_years']} years: ratio **{growth['ratio']:.2f}** (target ≤ 1.3), over the "
-                  f"stages {', '.join(growth['stages_compared'])}."
+                  f"stages {', '.join(growth['stages_compared'])} (the campaign stages are left out: what they do "
+                  "depends on who crossed a trigger that night, not on the length of the history)."
                   + ("" if growth["complete"] else " Stages that failed are left out of the ratio: "
                      f"{growth['short_years']} y: {growth['short_failed'] or 'none'}; "
                      f"{growth['long_years']} y: {growth['long_failed'] or 'none'}."), "",
@@ -320,6 +361,10 @@ def results_markdown(m: dict[str, Any]) -> str:
             ratio = f"{long / short:.2f}" if short and long and stage in growth["stages_compared"] else \
                 "not compared: failed"
             lines.append(f"| {stage} | {_seconds(short)} | {_seconds(long)} | {ratio} |")
+        for stage in CAMPAIGN_STAGES:
+            short, long = growth["short_stages"].get(stage), growth["long_stages"].get(stage)
+            if short is not None or long is not None:
+                lines.append(f"| {stage} | {_seconds(short)} | {_seconds(long)} | not in the ratio |")
     engagement = m.get("engagement")
     if engagement:
         lines += ["", "## The engagement mart: dbt-duckdb vs the pandas peer", "",
@@ -350,6 +395,60 @@ def results_markdown(m: dict[str, Any]) -> str:
     if m.get("analysis"):
         lines += ["", "## Analysis", "", m["analysis"].strip()]
     return "\n".join(lines) + "\n"
+
+
+def sensor_cell(run: dict) -> str:
+    report = run.get("campaigns")
+    if "sensor" not in run["stages"] or not report:
+        return "not measured"
+    count = report["run_requests"]
+    return f"{_seconds(run['stages']['sensor'])} ({count} run request{'' if count == 1 else 's'})"
+
+
+def send_cell(run: dict) -> str:
+    report = run.get("campaigns")
+    if "send" not in run["stages"] or not report:
+        return "not measured"
+    if not report["run_requests"]:
+        return f"{_seconds(run['stages']['send'])} (no wave requested)"
+    rate = report.get("messages_per_second")
+    return (f"{_seconds(run['stages']['send'])} ({report['messages_sent']:,} sent"
+            + (f", {rate:,.0f} msg/s)" if rate else ")"))
+
+
+def campaign_lines(m: dict[str, Any]) -> list[str]:
+    """Per association, phase and campaign: what the sensor requested (or why not) and what the waves sent."""
+    rows = []
+    for scenario in sorted(m.get("pipeline", {}).values(), key=lambda s: (s["members"], s["years"])):
+        for phase in ("full", "nightly"):
+            report = (scenario.get(phase) or {}).get("campaigns")
+            if not report:
+                continue
+            for entry in report["sensors"].values():
+                waves = [w for w in report["waves"] if w["campaign"] == entry["campaign"]]
+                done = [w for w in waves if w.get("included") is not None]
+                included = (f"{sum(w['included'] for w in done):,} ({sum(w['treatment'] for w in done):,} / "
+                            f"{sum(w['control'] for w in done):,})") if done else "—"
+                failed = [w["run_key"] for w in waves if not w["success"]]
+                if entry["error"]:
+                    why = f"the sensor failed: {entry['error']}"
+                elif not entry["requests"]:
+                    why = "; ".join(filter(None, [entry["note"], entry["skip_reason"]]))
+                else:
+                    why = f"wave(s) {', '.join(failed)} FAILED, see the phase log" if failed else ""
+                rows.append(f"| {scenario['members']:,} members, {scenario['years']} y | "
+                            f"{'full first load' if phase == 'full' else 'nightly'} | {report['as_of']} | "
+                            f"{entry['campaign']} | {entry['requests']} | {entry['triggered_members']:,} | {included} | "
+                            f"{sum(w['sent'] for w in waves):,} | {why} |")
+    if not rows:
+        return []
+    return ["", "## Campaign stages, per campaign", "",
+            "Each phase's sensor tick and the waves it requested. *Triggered*: the members the campaign's triggers "
+            "selected (the sensor's count, from the run request); *included*: those the audience rules kept, "
+            "treatment / control (held out, never sent); *sent*: messages the waves handed to the sandbox. "
+            "A sensor that requests nothing is a result, not a failure: the last column says why.", "",
+            "| association | phase | wave as of | campaign | run requests | triggered | included (treatment / control) "
+            "| sent | why none |", "|---|---|---|---|---|---|---|---|---|", *rows]
 
 
 # ---------------------------------------------------------------- associations and the sandbox
@@ -398,53 +497,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def make_indexed_handler(make_handler):
-    """The sandbox's request handler, with HelloAsso order and payment listings computed once per query.
-
-    The sandbox filters (parsing every date) and sorts the whole order list again for each page of 100:
-    quadratic, hours at 100,000 members, where the real API answers each page from an index. This
-    wrapper asks the sandbox once for the whole listing, then serves the pages from it with the
-    sandbox's own paging and continuation tokens. Bench-only: listings never change during a run.
-    """
-    from alumni_orchestration.sandbox.pagination import helloasso_page
-
-    def make(sandbox, *args, **kwargs):
-        handler = make_handler(sandbox, *args, **kwargs)
-        listings: dict[str, list] = {}
-
-        class IndexedHandler(handler):
-            def _helloasso(self, method: str, path: str, query: dict[str, list[str]]) -> None:
-                if method != "GET" or path.rstrip("/").endswith("/forms"):
-                    return super()._helloasso(method, path, query)
-                key = json.dumps([path, sorted((k, v) for k, v in query.items()
-                                               if k not in ("continuationToken", "pageSize"))])
-                if key not in listings:
-                    whole = {k: v for k, v in query.items() if k != "continuationToken"} | {"pageSize": [str(10**12)]}
-                    answered: dict[str, Any] = {}
-                    self._send = lambda status, body=None, headers=None: answered.update(status=status, body=body,
-                                                                                          headers=headers)
-                    try:
-                        super()._helloasso(method, path, whole)
-                    finally:
-                        del self._send
-                    if answered["status"] != 200:
-                        return self._send(answered["status"], answered["body"], answered["headers"])
-                    listings[key] = answered["body"]["data"]
-                form_types = query.get("formTypes") or query.get("formType") or []
-                first = lambda name: (query.get(name) or [None])[0]  # noqa: E731
-                signature = json.dumps([path, sorted(form_types), first("from"), first("to")])  # as the sandbox signs
-                return self._send(200, helloasso_page(listings[key], first("continuationToken"),
-                                                      int(first("pageSize") or 20), signature))
-
-        return IndexedHandler
-
-    return make
-
-
 def serve_bench_sandbox(data: Path, port: int) -> None:
     from alumni_orchestration.sandbox import server
 
-    server.make_handler = make_indexed_handler(server.make_handler)
     with server.SandboxServer(data, port=port):
         print(f"bench sandbox on port {port}", flush=True)
         while True:
@@ -484,11 +539,27 @@ def phase_environment(data: Path, run_dir: Path, history_start: str, sandbox_url
         "ALUMNI_SANDBOX_URL": sandbox_url,
         "MEMBERSHIP_DATABASE_URL": f"sqlite:///{data / 'membership.sqlite'}",
         "SENDGRID_WEBHOOK_LANDING": str(landing_dir(data)),
+        "ALUMNI_SEND_MODE": "sandbox",  # the campaign waves send to the phase's sandbox, never anywhere else
     }
 
 
-def run_phase(first_day: str, last_day: str) -> dict[str, Any]:
-    """Run the three stages over [first_day, last_day] in this process (environment already set)."""
+def phase_record(first_day: str, last_day: str, stages: dict[str, float], steps: dict[str, float], failed: list[str],
+                 campaign_report: dict[str, Any] | None, peak_after: dict[str, int]) -> dict[str, Any]:
+    peaks = peak_rss_bytes()
+    return {"first_day": first_day, "last_day": last_day, "stages": dict(stages), "steps": dict(steps),
+            "total_seconds": sum(stages.values()),
+            "pipeline_seconds": sum(stages[s] for s in STAGES if s in stages),
+            "success": not failed, "failed_stage": ", ".join(failed) or None,
+            "failure": failure_reason(failed), "campaigns": campaign_report,
+            "peak_rss_self_bytes": peaks["self"], "peak_rss_children_bytes": peaks["children"],
+            "peak_rss_bytes": max(peaks.values()), "peak_rss_self_after_stage_bytes": dict(peak_after),
+            "warehouse_bytes": file_bytes(Path(os.environ["ALUMNI_WAREHOUSE"]))}
+
+
+def run_phase(first_day: str, last_day: str, progress: Path | None = None) -> dict[str, Any]:
+    """Run the three pipeline stages over [first_day, last_day], then the two campaign stages, in this
+    process (environment already set). Every stage runs even after a failure, so that a scoring failure
+    still leaves ingest and dbt measured (the sensors then see the score history as it is)."""
     import dagster as dg
 
     from alumni_orchestration.definitions import defs
@@ -497,30 +568,169 @@ def run_phase(first_day: str, last_day: str) -> dict[str, Any]:
             for stage, groups in STAGES.items()]
     definitions = dg.Definitions.merge(defs(), dg.Definitions(jobs=jobs))
     tags = {"dagster/asset_partition_range_start": first_day, "dagster/asset_partition_range_end": last_day}
+    as_of = dt.date.fromisoformat(last_day) + dt.timedelta(days=1)  # what the scoring stage computes as of
     stages: dict[str, float] = {}
     steps: dict[str, float] = {}
+    peak_after: dict[str, int] = {}  # the process's lifetime peak once each stage is done: which stage set it
     failed: list[str] = []
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.local_temp(tempdir=str(home), overrides={"telemetry": {"enabled": False}}) as instance:
-        # Every stage runs even after a failure, so that a scoring failure still leaves ingest and dbt measured.
         for stage in STAGES:
             started = time.perf_counter()
             result = definitions.resolve_job_def(f"bench_{stage}").execute_in_process(
                 instance=instance, tags=tags, raise_on_error=False)
             stages[stage] = time.perf_counter() - started
             steps.update(step_seconds(result))
+            peak_after[stage] = peak_rss_bytes()["self"]
             if not result.success:
                 failed.append(stage)
                 print(f"bench: stage {stage} failed: {failure_summary(result)}", flush=True)
-    peaks = peak_rss_bytes()
-    return {"first_day": first_day, "last_day": last_day, "stages": stages, "steps": steps,
-            "total_seconds": sum(stages.values()),
-            "success": not failed, "failed_stage": ", ".join(failed) or None,
-            "failure": failure_reason(failed),
-            "peak_rss_self_bytes": peaks["self"], "peak_rss_children_bytes": peaks["children"],
-            "peak_rss_bytes": max(peaks.values()),
-            "warehouse_bytes": file_bytes(Path(os.environ["ALUMNI_WAREHOUSE"]))}
+            if progress:  # what is measured so far survives a phase stopped at its time limit
+                progress.write_text(json.dumps(phase_record(first_day, last_day, stages, steps, failed, None,
+                                                            peak_after)))
+
+        campaign_seconds, campaign_report, campaign_failed = campaign_stages(
+            instance, definitions, home / "bench_sensor_cursors.json", as_of, os.environ["ALUMNI_SANDBOX_URL"], steps,
+            peak_after)
+        stages.update(campaign_seconds)
+        failed += campaign_failed
+    return phase_record(first_day, last_day, stages, steps, failed, campaign_report, peak_after)
+
+
+def campaign_stages(instance, definitions, cursors_path: Path, as_of: dt.date, sandbox_url: str,
+                    steps: dict[str, float], peak_after: dict[str, int]) -> tuple[dict[str, float], dict[str, Any], list[str]]:
+    """The "sensor" and "send" stages: (seconds per stage, what they requested and sent, the stages that failed).
+
+    The cursors file holds what the previous phase's tick left, as the daemon would keep it between ticks."""
+    stages: dict[str, float] = {}
+    failed: list[str] = []
+    cursors = json.loads(cursors_path.read_text()) if cursors_path.exists() else {}
+    started = time.perf_counter()
+    sensors, wave_requests = evaluate_campaign_sensors(instance, definitions.resources["warehouse"], cursors, as_of)
+    stages["sensor"] = time.perf_counter() - started
+    peak_after["sensor"] = peak_rss_bytes()["self"]
+    cursors_path.write_text(json.dumps({name: entry["cursor_after"] for name, entry in sensors.items()}))
+    steps.update({f"{name} (evaluation)": entry["seconds"] for name, entry in sensors.items()})
+    if any(entry["error"] for entry in sensors.values()):
+        failed.append("sensor")
+
+    requested = len(wave_requests)
+    try:  # untimed: it is the sandbox's own work (it releases the sends now due)
+        clock = set_sandbox_clock(sandbox_url, as_of)
+    except OSError as exc:  # requests' errors are OSErrors: without the wave's clock, send nothing
+        print(f"bench: could not set the sandbox's clock, no wave sent: {exc}", flush=True)
+        clock, wave_requests = None, []
+        failed.append("send")
+    started = time.perf_counter()
+    waves = run_waves(instance, definitions.resolve_job_def("campaign_job"), wave_requests, steps)
+    stages["send"] = time.perf_counter() - started
+    peak_after["send"] = peak_rss_bytes()["self"]
+    if any(not wave["success"] for wave in waves):
+        failed.append("send")
+    sent = sum(wave["sent"] for wave in waves)
+    report = {"as_of": as_of.isoformat(), "sandbox_clock": clock, "sensors": sensors, "waves": waves,
+              "run_requests": requested, "messages_sent": sent,
+              "messages_per_second": sent / stages["send"] if sent and stages["send"] > 0 else None}
+    return stages, report, failed
+
+
+def evaluate_campaign_sensors(instance, warehouse, cursors: dict[str, str | None],
+                              as_of: dt.date) -> tuple[dict[str, dict[str, Any]], list]:
+    """One tick of every campaign sensor, each from the cursor the previous tick left (none: the latest
+    snapshot only). Returns, per sensor, what it requested or why it did not; and the run requests."""
+    import dagster as dg
+
+    from alumni_orchestration.campaigns.definitions import campaigns
+    from alumni_orchestration.defs.campaigns.sensors import campaign_sensors
+
+    report: dict[str, dict[str, Any]] = {}
+    all_requests = []
+    for sensor in campaign_sensors:
+        campaign_id = sensor.name.removesuffix("_sensor")
+        cursor = cursors.get(sensor.name)
+        entry: dict[str, Any] = {"campaign": campaign_id, "cursor_before": cursor, "cursor_after": cursor,
+                                 "requests": 0, "run_keys": [], "triggered_members": 0, "skip_reason": None,
+                                 "note": None, "error": None}
+        started = time.perf_counter()
+        try:
+            with dg.build_sensor_context(instance=instance, sensor_name=sensor.name, cursor=cursor,
+                                         resources={"warehouse": warehouse}) as context:
+                result = sensor(context)
+                entry["cursor_after"] = context.cursor
+        except Exception as exc:  # a sensor that raises is this stage's failure, not the harness's
+            first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+            entry["error"] = f"{type(exc).__name__}: {first_line}"
+            result = []
+            print(f"bench: sensor {sensor.name} failed: {entry['error']}", flush=True)
+        entry["seconds"] = time.perf_counter() - started
+        if isinstance(result, dg.SkipReason):
+            entry["skip_reason"] = result.skip_message
+            result = []
+        requests = list(result or [])
+        entry["requests"] = len(requests)
+        entry["run_keys"] = [r.run_key for r in requests]
+        # The audience the requests imply: the members the campaign's triggers selected (the sensor's own count).
+        entry["triggered_members"] = sum(int(r.tags.get("alumni/triggered_members", 0)) for r in requests)
+        campaign = campaigns().get(campaign_id)
+        if not requests and campaign is not None and campaign.is_sequence and as_of < campaign.season_opens_on(as_of):
+            entry["note"] = (f"the {campaign_id} sequence starts when its season opens "
+                             f"({campaign.season_opens_on(as_of).isoformat()}); {as_of.isoformat()} is before that")
+        report[sensor.name] = entry
+        all_requests.extend(requests)
+    return report, all_requests
+
+
+def set_sandbox_clock(sandbox_url: str, as_of: dt.date) -> str:
+    """The sandbox's clock (which the sending resource reads in sandbox mode) to the wave's morning."""
+    from alumni_orchestration.campaigns.send_window import PARIS
+    from alumni_orchestration.demo import set_sandbox_clock as set_clock
+
+    moment = dt.datetime.combine(as_of, WAVE_MORNING, PARIS)
+    set_clock(sandbox_url, moment.timestamp())
+    return moment.isoformat()
+
+
+def run_waves(instance, job, wave_requests: list, steps: dict[str, float]) -> list[dict[str, Any]]:
+    """Each requested wave through `campaign_job`, in process, as the daemon would launch it (once per run key).
+    Adds the waves' step durations into `steps` (summed over waves)."""
+    import dagster as dg
+
+    from alumni_orchestration.defs.campaigns.assets import AUDIENCE, SENDS
+
+    waves = []
+    for request in wave_requests:
+        wave: dict[str, Any] = {"run_key": request.run_key, "campaign": request.tags.get("alumni/campaign"),
+                                "as_of": request.tags.get("alumni/as_of"),
+                                "triggered": int(request.tags.get("alumni/triggered_members", 0)),
+                                "included": None, "treatment": None, "control": None, "sent": 0, "requests": 0,
+                                "failed": 0}
+        if instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": request.run_key})):
+            waves.append({**wave, "success": True, "skipped": "run key already launched"})
+            continue
+        started = time.perf_counter()
+        result = job.execute_in_process(partition_key=request.partition_key, instance=instance,
+                                        tags={**request.tags, "dagster/run_key": request.run_key},
+                                        raise_on_error=False)
+        wave["seconds"] = time.perf_counter() - started
+        for event in result.get_asset_materialization_events():
+            metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+            if event.materialization.asset_key == AUDIENCE:
+                wave.update({k: int(metadata[k]) for k in ("included", "treatment", "control") if k in metadata})
+            elif event.materialization.asset_key == SENDS:
+                wave.update({k: int(metadata[k]) for k in ("sent", "requests", "failed") if k in metadata})
+        for event in result.all_events:  # a failed send step still says what it sent, in its failure's metadata
+            failure = event.step_failure_data if event.event_type == dg.DagsterEventType.STEP_FAILURE else None
+            if failure and failure.user_failure_data and "sent" in failure.user_failure_data.metadata:
+                metadata = failure.user_failure_data.metadata
+                wave.update({k: int(metadata[k].value) for k in ("sent", "requests", "failed") if k in metadata})
+        for step, seconds in step_seconds(result).items():
+            steps[step] = steps.get(step, 0.0) + seconds
+        wave["success"] = result.success
+        if not result.success:
+            print(f"bench: wave {request.run_key} failed: {failure_summary(result)}", flush=True)
+        waves.append(wave)
+    return waves
 
 
 def step_seconds(result) -> dict[str, float]:
@@ -553,21 +763,44 @@ def failure_reason(failed: list[str]) -> str | None:
     return f"stage(s) {', '.join(failed)} failed; see the phase log" if failed else None
 
 
-def run_phase_in_child(env: dict[str, str], first_day: str, last_day: str, log: Path) -> dict[str, Any]:
-    out = log.with_suffix(".json")
+def run_phase_in_child(env: dict[str, str], first_day: str, last_day: str, log: Path,
+                       time_limit: float | None = None) -> dict[str, Any]:
+    """The phase in a process of its own; stopped after `time_limit` seconds, keeping the stages it finished."""
+    out, progress = log.with_suffix(".json"), log.with_suffix(".partial.json")
+    for stale in (out, progress):
+        stale.unlink(missing_ok=True)
     with open(log, "ab") as handle:
-        code = subprocess.call([sys.executable, "-m", "alumni_orchestration.bench", "phase", first_day, last_day,
-                                str(out)], env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT)
-    if code != 0 or not out.exists():
-        return {"first_day": first_day, "last_day": last_day, "stages": {}, "total_seconds": None, "success": False,
-                "failed_stage": f"the phase process exited with code {code}, see {log}",
-                "peak_rss_self_bytes": None, "peak_rss_children_bytes": None, "peak_rss_bytes": None,
-                "warehouse_bytes": None}
-    return json.loads(out.read_text())
+        child = subprocess.Popen([sys.executable, "-m", "alumni_orchestration.bench", "phase", first_day, last_day,
+                                  str(out)], env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT)
+        try:
+            code = child.wait(timeout=time_limit)
+            reason = f"the phase process exited with code {code}, see {log}"
+        except subprocess.TimeoutExpired:
+            child.kill()
+            code = child.wait()
+            reason = f"stopped at the time limit ({time_limit / 60:.0f} min)"
+    if code == 0 and out.exists():
+        return json.loads(out.read_text())
+    if progress.exists():  # the stages finished before it stopped
+        partial = json.loads(progress.read_text())
+        done = ", ".join(partial["stages"])
+        return {**partial, "success": False, "interrupted": True,
+                "failed_stage": f"{reason}; stages completed: {done or 'none'}", "failure": reason}
+    return {"first_day": first_day, "last_day": last_day, "stages": {}, "total_seconds": None, "success": False,
+            "failed_stage": reason, "peak_rss_self_bytes": None, "peak_rss_children_bytes": None,
+            "peak_rss_bytes": None, "warehouse_bytes": None}
 
 
-def pipeline_scenario(data: Path, manifest: dict, run_dir: Path, say) -> dict[str, Any]:
-    """A fresh warehouse and instance: the full first load, then the nightly run."""
+def reset_sandbox_outputs(data: Path) -> None:
+    """The phase sandbox serves the cached association's folder: start each scenario from its generated state."""
+    for name in SANDBOX_OUTPUTS:
+        (data / name).unlink(missing_ok=True)
+
+
+def pipeline_scenario(data: Path, manifest: dict, run_dir: Path, say,
+                      phase_time_limit: float | None = None) -> dict[str, Any]:
+    """A fresh warehouse and instance: the full first load, then the nightly run (not after a full load
+    stopped at its time limit)."""
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
@@ -576,11 +809,15 @@ def pipeline_scenario(data: Path, manifest: dict, run_dir: Path, say) -> dict[st
     config = manifest["config"]
     result: dict[str, Any] = {"members": config["members"], "years": config["years"],
                               "landing_seconds": landing_seconds}
+    reset_sandbox_outputs(data)
     with sandbox_process(data, run_dir / "logs" / "sandbox.log") as sandbox_url:
         env = phase_environment(data, run_dir, history_start, sandbox_url)
         for phase, (first, last) in phase_windows(history_start, end_date).items():
+            if result.get("full", {}).get("interrupted"):
+                say(f"  {phase}: not run, the full load was stopped at its time limit")
+                break
             say(f"  {phase}: partitions {first} .. {last}")
-            run = run_phase_in_child(env, first, last, run_dir / "logs" / f"{phase}.log")
+            run = run_phase_in_child(env, first, last, run_dir / "logs" / f"{phase}.log", phase_time_limit)
             result[phase] = run
             say(f"  {phase}: {'ok' if run['success'] else 'FAILED: ' + str(run['failed_stage'])} in "
                 f"{_seconds(run['total_seconds'])} { {k: round(v, 1) for k, v in run['stages'].items()} }")
@@ -709,7 +946,8 @@ def write_results(measurements: dict[str, Any], out_dir: Path) -> Path:
 def run_bench(sizes: list[int], years: int = 3, short_years: int = 1, growth_members: int = 100_000,
               engagement_members: int = 100_000, send_messages: int = 20_000, seed: int = BENCH_SEED,
               end_date: str = BENCH_END_DATE, out_dir: Path = Path("benchmarks/results"),
-              skip: frozenset[str] = frozenset(), command: str = "", date: str | None = None) -> Path:
+              skip: frozenset[str] = frozenset(), command: str = "", date: str | None = None,
+              phase_time_limit: float | None = None) -> Path:
     def say(text: str) -> None:
         print(text, flush=True)
 
@@ -734,7 +972,7 @@ def run_bench(sizes: list[int], years: int = 3, short_years: int = 1, growth_mem
         data, manifest, generation = ensure_bench_association(members, history_years, seed, end_date)
         measurements["generation"][label] = generation
         say(f"{label}: pipeline")
-        measurements["pipeline"][label] = pipeline_scenario(data, manifest, runs / label, say)
+        measurements["pipeline"][label] = pipeline_scenario(data, manifest, runs / label, say, phase_time_limit)
         write_results(measurements, out_dir)
         return measurements["pipeline"][label]
 
@@ -771,7 +1009,7 @@ def run_bench(sizes: list[int], years: int = 3, short_years: int = 1, growth_mem
 
 
 def _phase_main(first_day: str, last_day: str, out: str) -> int:
-    result = run_phase(first_day, last_day)
+    result = run_phase(first_day, last_day, progress=Path(out).with_suffix(".partial.json"))
     Path(out).write_text(json.dumps(result))
     return 0
 

@@ -63,8 +63,9 @@ def _bench(args: argparse.Namespace) -> int:
     run_bench(sizes=[int(size) for size in args.sizes.split(",")], years=args.years, short_years=args.short_years,
               growth_members=args.growth_members, engagement_members=args.engagement_members,
               send_messages=args.send_messages, seed=args.seed, end_date=args.end_date, out_dir=Path(args.out),
-              skip=frozenset(filter(None, args.skip.split(","))), command=" ".join(["alumni", *sys.argv[1:]]),
-              date=args.date)
+              skip=frozenset(filter(None, args.skip.split(","))),
+              phase_time_limit=args.phase_time_limit * 60 if args.phase_time_limit else None,
+              command=" ".join(["alumni", *sys.argv[1:]]), date=args.date)
     return 0
 
 
@@ -118,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--end-date", default="2026-01-10", help="last generated day (fixed, so the cache holds)")
     bench.add_argument("--out", default="benchmarks/results")
     bench.add_argument("--skip", default="", help="any of pipeline,growth,engagement,send")
+    bench.add_argument("--phase-time-limit", type=float, default=None,
+                       help="minutes; a phase still running then is stopped, keeping the stages it finished")
     bench.add_argument("--date", default=None, help="results file to add to (YYYY-MM-DD); default: today")
     bench.set_defaults(func=_bench)
     return parser

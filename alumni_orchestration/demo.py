@@ -4,9 +4,11 @@
 2. starts the API sandbox and the SendGrid webhook receiver as child processes;
 3. lands the association's webhook history, day by day, as the receiver would have;
 4. runs the main job `alumni_main` over the whole history on the instance in $ALUMNI_HOME/dagster;
-5. closes the loop once: evaluates the campaign sensors, runs the waves they request (sending to the
-   sandbox), lets the sandbox's clock run past the scheduled sends, and ingests the reactions that
-   its Event Webhook delivered;
+5. closes the loop once, replaying the days since the association's last day (REPLAY_DAYS ago):
+   evaluates the campaign sensors on the next morning, runs the waves they request (sending to the
+   sandbox), runs the sandbox's clock through the sends and the recipients' reactions up to now, then
+   backfills the campaign window with one run of `campaign_window_job` and prints `campaign_results`
+   beside the generator's true uplift;
 6. serves the Dagster UI (`dagster dev`), unless --headless.
 """
 
@@ -26,6 +28,10 @@ from pathlib import Path
 import requests
 
 from alumni_orchestration import settings
+
+# The demo's association ends this many days ago. Its campaigns go out the next morning, and the days
+# since are the campaign's window: the sandbox's recipients react through them, and the demo backfills it.
+REPLAY_DAYS = 8
 
 # The sandbox's own credentials: they open nothing but the local sandbox.
 SANDBOX_ENV = {
@@ -143,7 +149,7 @@ def run_main_job(first_day: str, last_day: str) -> bool:
     from alumni_orchestration.definitions import defs
 
     definitions = defs()
-    job = definitions.get_job_def("alumni_main")
+    job = definitions.resolve_job_def("alumni_main")
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
@@ -153,65 +159,95 @@ def run_main_job(first_day: str, last_day: str) -> bool:
     return result.success
 
 
-def run_campaign_loop(sandbox_port: int) -> dict[str, int]:
-    """Sensors -> wave runs -> the sandbox sends and reacts -> the reactions are ingested."""
+def paris_time(day: dt.date, hour: int) -> float:
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.combine(day, dt.time(hour), tzinfo=ZoneInfo("Europe/Paris")).timestamp()
+
+
+def set_sandbox_clock(base: str, now: float) -> None:
+    requests.post(f"{base}/sandbox/clock", json={"now": now}, timeout=120).raise_for_status()
+
+
+def wait_for_webhook_delivery(base: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and requests.get(f"{base}/sandbox/status", timeout=30).json()["outbox"]:
+        time.sleep(1)
+
+
+def run_waves(definitions, instance, as_of: dt.date) -> dict[str, int]:
+    """One tick of every campaign sensor, then each wave it requests, once per run key (as the bench runs them)."""
+    from alumni_orchestration.bench import evaluate_campaign_sensors
+    from alumni_orchestration.bench import run_waves as run_requested_waves
+
+    sensors, requested = evaluate_campaign_sensors(instance, definitions.resources["warehouse"], {}, as_of)
+    for name, entry in sensors.items():
+        if entry["error"] or entry["skip_reason"]:
+            print(f"{name}: {entry['error'] or entry['skip_reason']}", flush=True)
+    waves = run_requested_waves(instance, definitions.resolve_job_def("campaign_job"), requested, {})
+    for wave in waves:
+        outcome = wave.get("skipped") or (f"sent {wave['sent']}" if wave["success"] else "FAILED")
+        print(f"{wave['run_key']}: {outcome}", flush=True)
+    return {"waves": sum(not wave.get("skipped") for wave in waves), "sent": sum(wave["sent"] for wave in waves)}
+
+
+def run_campaign_loop(sandbox_port: int, as_of: dt.date, window_end: dt.date) -> dict:
+    """Replays the campaigns of the morning `as_of` and the days since, up to `window_end` (today):
+    sensors -> waves sent to the sandbox -> the sandbox's clock runs, hour by hour, through the sends and
+    the recipients' reactions (opens, clicks, HelloAsso payments) -> the campaign window is backfilled as
+    the digital lead would, one run of `campaign_window_job` -> campaign results, beside the simulated truth."""
     import dagster as dg
 
     from alumni_orchestration.definitions import defs
-    from alumni_orchestration.defs.campaigns.results import campaign_results_asset
-    from alumni_orchestration.defs.campaigns.sensors import campaign_sensors
-    from alumni_orchestration.webhook.landing import Landing
-    from alumni_orchestration.webhook.receiver import paris_day
 
-    definitions = defs()
-    job = definitions.resolve_job_def("campaign_job")
-    resources = definitions.resources
-    summary = {"waves": 0, "sent": 0}
-    with dg.DagsterInstance.get() as instance:
-        for sensor in campaign_sensors:
-            with dg.build_sensor_context(instance=instance, sensor_name=sensor.name,
-                                         resources={"warehouse": resources["warehouse"]}) as context:
-                result = sensor(context)
-            if isinstance(result, dg.SkipReason):
-                print(f"{sensor.name}: {result.skip_message}", flush=True)
-                continue
-            for request in result:
-                if instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": request.run_key})):
-                    continue  # the run key was already launched: never a second wave
-                run = job.execute_in_process(partition_key=request.partition_key, instance=instance,
-                                             tags={**request.tags, "dagster/run_key": request.run_key},
-                                             raise_on_error=False)
-                sent = sum(int(e.materialization.metadata["sent"].value) for e in run.get_asset_materialization_events()
-                           if "sent" in e.materialization.metadata)
-                summary["waves"] += 1
-                summary["sent"] += sent
-                print(f"{request.run_key}: {'sent ' + str(sent) if run.success else 'FAILED'}", flush=True)
-    if not summary["sent"]:
-        return summary
     base = f"http://127.0.0.1:{sandbox_port}"
-    # Let the sandbox's clock run past the scheduled sends (at most 35 h ahead: quiet hours), which
-    # releases them, then past the recipients' reactions, which come within days of delivery.
-    for days in (2, 3):
-        requests.post(f"{base}/sandbox/clock", json={"advance": days * 86400}, timeout=30).raise_for_status()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        status = requests.get(f"{base}/sandbox/status", timeout=30).json()
-        if not status["outbox"]:
-            break
-        time.sleep(1)
-    today = paris_day(time.time())  # the landing folder the receiver filed today's reactions under
-    landing = Landing(str(settings.webhook_landing_dir()))
-    summary["reaction_batches"] = len(landing.list_batches(today))
-    events = next(a for a in definitions.assets
-                  if isinstance(a, dg.AssetsDefinition) and dg.AssetKey(["raw", "sendgrid_events"]) in a.keys)
-    with dg.DagsterInstance.get() as instance:  # today's partition: the day the reactions were received
-        ingested = dg.materialize([events], partition_key=today, instance=instance, resources=resources,
-                                  raise_on_error=False)
-        results = dg.materialize([campaign_results_asset], instance=instance, resources=resources,
-                                 raise_on_error=False)
-    summary["reactions_ingested"] = int(ingested.success)
-    summary["results_rebuilt"] = int(results.success)
+    definitions = defs()
+    set_sandbox_clock(base, paris_time(as_of, 3))  # just after the nightly run of 02:00
+    try:
+        with dg.DagsterInstance.get() as instance:
+            summary: dict = run_waves(definitions, instance, as_of)
+        # Held sends go out at their send_at, and reactions come due at their own times, as the clock passes them.
+        clock, now = paris_time(as_of, 3), time.time()
+        while clock < now:
+            clock = min(clock + 3600, now)
+            set_sandbox_clock(base, clock)
+    finally:
+        set_sandbox_clock(base, time.time())  # the sandbox back on real time
+    wait_for_webhook_delivery(base)
+    window = (as_of.isoformat(), window_end.isoformat())
+    print(f"Backfilling the campaign window {window[0]} .. {window[1]} (campaign_window_job, one run) ...", flush=True)
+    with dg.DagsterInstance.get() as instance:
+        backfill = definitions.resolve_job_def("campaign_window_job").execute_in_process(
+            instance=instance, raise_on_error=False,
+            tags={"dagster/asset_partition_range_start": window[0], "dagster/asset_partition_range_end": window[1]})
+    summary["window_backfill"] = "succeeded" if backfill.success else "FAILED"
+    if backfill.success:
+        summary["results"] = results_against_truth(definitions.resources["warehouse"].read)
     return summary
+
+
+def results_against_truth(read_warehouse) -> list[dict]:
+    """campaign_results' dues-reminder uplifts beside the generator's true uplift, printed and returned."""
+    from alumni_orchestration.defs.campaigns.results import (
+        MEMBER_OUTCOMES,
+        REENGAGEMENT_SIGNALS,
+        simulated_truth,
+    )
+
+    with read_warehouse() as conn:
+        results = conn.execute("select * from campaigns.campaign_results").df()
+        window = int(results.outcome_window_days.iloc[0]) if len(results) else 30
+        members = conn.execute(MEMBER_OUTCOMES, {"window": window, "signals": list(REENGAGEMENT_SIGNALS)}).df()
+    for row in results.itertuples():
+        print(f"  {row.campaign_id} {row.cycle} {row.arm}: audience {row.audience}, sent {row.sent}, "
+              f"delivered {row.delivered}, retained {row.retained}", flush=True)
+    truth = simulated_truth(results, members, os.environ.get("ALUMNI_GROUND_TRUTH", ""))
+    rows = [] if truth is None else truth.to_dict("records")
+    for row in rows:
+        print(f"  {row['campaign_id']} {row['cycle']}: uplift {row['uplift']:+.3f}, 95% CI "
+              f"[{row['uplift_ci_low']:+.3f}, {row['uplift_ci_high']:+.3f}]; simulated truth {row['true_uplift']:+.3f}: "
+              f"{'covered' if row['covered'] else 'NOT covered'}", flush=True)
+    return rows
 
 
 def run_demo(members: int = 5000, years: int = 4, seed: int = 42, headless: bool = False,
@@ -223,8 +259,9 @@ def run_demo(members: int = 5000, years: int = 4, seed: int = 42, headless: bool
     (home / "dagster").mkdir(parents=True, exist_ok=True)
     (home / "dagster" / "dagster.yaml").write_text(INSTANCE_YAML)
     data = settings.demo_data_dir()
-    yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
-    manifest = ensure_association(data, members, years, seed, yesterday)
+    today = dt.date.today()
+    end = today - dt.timedelta(days=REPLAY_DAYS)
+    manifest = ensure_association(data, members, years, seed, end.isoformat())
     # The partitions reach back to the first day the providers hold records for.
     os.environ.setdefault("ALUMNI_PARTITIONS_START", manifest["period"]["history_start"])
     with services(home, data, sandbox_port, webhook_port, env):
@@ -234,8 +271,9 @@ def run_demo(members: int = 5000, years: int = 4, seed: int = 42, headless: bool
         ok = run_main_job(first_day, manifest["period"]["end"])
         print(f"alumni_main {'succeeded' if ok else 'FAILED'} over {first_day} .. {manifest['period']['end']}", flush=True)
         if ok:
-            loop = run_campaign_loop(sandbox_port)
-            print(f"Campaign loop: {loop}", flush=True)
+            loop = run_campaign_loop(sandbox_port, as_of=end + dt.timedelta(days=1), window_end=today)
+            ok = loop.get("window_backfill") == "succeeded"
+            print(f"Campaign loop: { {k: v for k, v in loop.items() if k != 'results'} }", flush=True)
         if headless:
             return 0 if ok else 1
         print(f"Dagster UI: http://127.0.0.1:{ui_port}  (Ctrl-C to stop)", flush=True)

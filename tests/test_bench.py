@@ -9,12 +9,18 @@ from pathlib import Path
 import pytest
 
 from alumni_orchestration.bench import (
+    ALL_STAGES,
+    BENCH_END_DATE,
+    BENCH_SEED,
     GB,
-    NOT_YET,
+    association_dir,
+    campaign_lines,
     history_growth,
     phase_windows,
     run_bench,
     send_batches,
+    send_cell,
+    sensor_cell,
     target_rows,
 )
 from alumni_orchestration.contracts import mail_send_errors
@@ -73,6 +79,27 @@ def test_history_growth_compares_only_the_stages_that_succeeded_in_both() -> Non
     assert history_growth(long, None) is None
 
 
+def test_campaign_cells_say_what_was_requested_and_why_nothing_was() -> None:
+    old = _run({"ingest": 1.0, "dbt": 2.0, "scoring": 3.0})  # a results file from before the campaign stages
+    assert sensor_cell(old) == send_cell(old) == "not measured"
+    sensor = {"campaign": "dues_reminder", "requests": 0, "run_keys": [], "triggered_members": 0, "error": None,
+              "note": "the dues_reminder sequence starts when its season opens (2026-03-01)",
+              "skip_reason": "2026-01-11: no member crossed a dues_reminder trigger"}
+    wave = {"run_key": "reengagement:2026-01-11", "campaign": "reengagement", "success": True, "triggered": 9,
+            "included": 7, "treatment": 6, "control": 1, "sent": 6}
+    run = {**_run({"ingest": 1.0, "dbt": 2.0, "scoring": 3.0, "sensor": 0.5, "send": 2.0}),
+           "campaigns": {"as_of": "2026-01-11", "run_requests": 1, "messages_sent": 6, "messages_per_second": 3.0,
+                         "waves": [wave], "sensors": {"dues_reminder_sensor": sensor, "reengagement_sensor": {
+                             **sensor, "campaign": "reengagement", "requests": 1, "run_keys": [wave["run_key"]],
+                             "triggered_members": 9, "note": None}}}}
+    assert sensor_cell(run) == "0.5 s (1 run request)" and send_cell(run) == "2.0 s (6 sent, 3 msg/s)"
+    lines = campaign_lines({"pipeline": {"x": {"members": 10, "years": 1, "nightly": run}}})
+    rows = {line.split(" | ")[3]: line for line in lines if line.startswith("| 10 members")}
+    assert rows["dues_reminder"].endswith("| 0 | 0 | — | 0 | the dues_reminder sequence starts when its season opens "
+                                          "(2026-03-01); 2026-01-11: no member crossed a dues_reminder trigger |")
+    assert rows["reengagement"].endswith("| 1 | 9 | 7 (6 / 1) | 6 |  |")
+
+
 def test_send_batches_are_valid_mail_send_bodies_of_at_most_1000_personalizations() -> None:
     recipients = [f"member{i}@example.org" for i in range(2500)]
     bodies = send_batches(recipients, 1000)
@@ -97,13 +124,41 @@ def test_bench_end_to_end_at_a_tiny_size_writes_every_row(tmp_path: Path, monkey
     for target, line in zip(TARGETS, target_lines, strict=True):
         assert line.startswith(f"| {target.replace('3-year ÷ 1-year', '1-year ÷ 1-year')}"), line
     scenario = measurements["pipeline"]["300m-1y"]
+    sent_in_phases = 0
     for phase in ("full", "nightly"):
         run = scenario[phase]
-        assert {"ingest", "dbt", "scoring"} <= set(run["stages"])
+        assert set(ALL_STAGES) <= set(run["stages"])  # ingest, dbt, scoring, sensor, send
         assert "ingest" not in (run["failed_stage"] or "") and "dbt" not in (run["failed_stage"] or "")
         assert run["peak_rss_bytes"] > 0 and run["warehouse_bytes"] > 0
-    assert text.count(f"| {NOT_YET} | {NOT_YET} |") == 2  # sensors and sends: one full and one nightly row
+        assert set(run["peak_rss_self_after_stage_bytes"]) == set(ALL_STAGES)
+        campaigns = run["campaigns"]
+        assert campaigns["as_of"] == {"full": "2026-01-10", "nightly": "2026-01-11"}[phase]
+        assert campaigns["sandbox_clock"] == f"{campaigns['as_of']}T07:00:00+01:00"
+        sensors = {entry["campaign"]: entry for entry in campaigns["sensors"].values()}
+        assert set(sensors) == {"reengagement", "dues_reminder"}
+        assert all(entry["error"] is None for entry in sensors.values())
+        # Early January: the dues-reminder season (03-01) has not opened, so that sensor requests nothing.
+        assert sensors["dues_reminder"]["requests"] == 0 and "season opens" in sensors["dues_reminder"]["note"]
+        if "scoring" in (run["failed_stage"] or ""):
+            # One year of history holds no 2 complete dues cycles: no dues model, hence no score history.
+            assert all("no score history" in entry["skip_reason"] for entry in sensors.values())
+        waves = campaigns["waves"]
+        assert campaigns["run_requests"] == sum(entry["requests"] for entry in sensors.values()) == len(waves)
+        for wave in waves:
+            assert wave["success"] and wave["triggered"] >= wave["included"] == wave["treatment"] + wave["control"]
+            assert wave["sent"] == wave["treatment"] and wave["failed"] == 0
+        assert campaigns["messages_sent"] == sum(w["sent"] for w in waves)
+        sent_in_phases += campaigns["messages_sent"]
+    # What the waves say they sent is what the phase sandbox received, one personalization per message.
+    association = association_dir(300, 1, BENCH_SEED, BENCH_END_DATE)
+    assert _personalizations(association / "mail_send.jsonl") == sent_in_phases
+    assert "not measured" not in text.split("## Pipeline, per stage")[1].split("## Campaign stages")[0]
     assert "| 300 members, 1 y | full first load" in text and "| 300 members, 1 y | nightly" in text
+    campaign_section = text.split("## Campaign stages")[1].split("## Generated associations")[0]
+    campaign_rows = [line for line in campaign_section.splitlines() if line.startswith("| 300 ")]
+    assert len(campaign_rows) == 4  # two phases × two campaigns
+    assert all("season opens" in line for line in campaign_rows if "| dues_reminder | 0 |" in line)
+    _the_campaign_stages_send_what_the_sensors_request(tmp_path, association, monkeypatch)
     engagement = measurements["engagement"]
     assert engagement["output_rows"] > 0 and engagement["max_abs_difference"] < 0.01  # index points, 0-100
     assert measurements["send"]["messages"] == 1500 and measurements["send"]["requests"] == 2
@@ -111,29 +166,77 @@ def test_bench_end_to_end_at_a_tiny_size_writes_every_row(tmp_path: Path, monkey
     assert "@" not in text  # no member's address in the results
 
 
-def test_the_bench_sandbox_pages_helloasso_exactly_as_the_sandbox_does(small_association: Path, tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def _personalizations(mail_send: Path) -> int:
+    lines = mail_send.read_text().splitlines() if mail_send.exists() else []
+    return sum(len(json.loads(line)["request"]["personalizations"]) for line in lines)
+
+
+def _the_campaign_stages_send_what_the_sensors_request(tmp_path: Path, association: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bench's campaign stages on the tiny run's warehouse (its dbt models are built). One year of history
+    cannot fit the dues model, so that run has no score history: two snapshots are written here instead, in
+    which 20 members with a deliverable address fall from 40 to 10, across the re-engagement threshold (25)."""
+    import datetime as dt
     import shutil
 
-    from alumni_orchestration.bench import make_indexed_handler
-    from alumni_orchestration.ingest.helloasso import HelloAssoClient
-    from alumni_orchestration.sandbox import server
+    import dagster as dg
+    import duckdb
 
-    data = tmp_path / "association"
-    shutil.copytree(small_association, data)
-    slug = json.loads((data / "manifest.json").read_text())["organization"]["helloasso_slug"]
+    from alumni_orchestration.bench import SANDBOX_ENV, campaign_stages
+    from alumni_orchestration.definitions import defs
+    from alumni_orchestration.sandbox.server import SandboxServer
 
-    def listings() -> tuple[list, list]:
-        with server.SandboxServer(data) as sandbox:
-            client = HelloAssoClient(api_url=f"{sandbox.base_url}/helloasso/v5",
-                                     token_url=f"{sandbox.base_url}/helloasso/oauth2/token",
-                                     client_id="sandbox-client", client_secret="sandbox-secret",
-                                     organization_slug=slug)
-            window = ("2020-01-01T00:00:00+01:00", "2027-01-01T00:00:00+01:00")
-            return list(client.orders(*window)), list(client.payments(*window))
+    warehouse = tmp_path / "campaign_warehouse.duckdb"
+    shutil.copy(tmp_path / "home" / "bench" / "runs" / "300m-1y" / "warehouse.duckdb", warehouse)
+    with duckdb.connect(str(warehouse)) as conn:
+        crossing = [row[0] for row in conn.execute(
+            "select member_id from staging.stg_membership__members where email_status = 'valid' "
+            "and consent_email and status not in ('left', 'deceased') order by member_id limit 20").fetchall()]
+        conn.execute("create schema if not exists scoring")
+        conn.execute("""create or replace table scoring.member_score_history as
+            select m.member_id, d.as_of, case when d.as_of = date '2026-01-10' and list_contains(?, m.member_id)
+                                              then 10.0 else 40.0 end as engagement_score,
+                   0.1 as dues_propensity, false as paid_current_cycle
+            from staging.stg_membership__members as m,
+                 (values (date '2026-01-09'), (date '2026-01-10')) as d(as_of)""", [crossing])
+        conn.execute("create or replace table scoring.member_scores as "
+                     "select member_id, null::varchar as top_interests from staging.stg_membership__members")
+    data = tmp_path / "campaign_sandbox"
+    shutil.copytree(association, data, ignore=shutil.ignore_patterns("bench_landing", "sandbox_state.json",
+                                                                      "mail_send.jsonl", "sent_messages.jsonl"))
+    with SandboxServer(data, port=0) as sandbox, dg.instance_for_test() as instance:
+        for key, value in {**SANDBOX_ENV, "ALUMNI_WAREHOUSE": str(warehouse), "ALUMNI_SANDBOX_URL": sandbox.base_url,
+                           "ALUMNI_SEND_MODE": "sandbox"}.items():
+            monkeypatch.setenv(key, value)
+        stages, report, failed = campaign_stages(instance, defs(), tmp_path / "cursors.json", dt.date(2026, 1, 10),
+                                                 sandbox.base_url, {}, {})
+    assert set(stages) == {"sensor", "send"} and failed == []
+    sensors = {entry["campaign"]: entry for entry in report["sensors"].values()}
+    assert sensors["reengagement"]["requests"] == 1 and sensors["reengagement"]["triggered_members"] == 20
+    assert sensors["reengagement"]["cursor_after"] == "2026-01-10"
+    assert sensors["dues_reminder"]["requests"] == 0 and "season opens" in sensors["dues_reminder"]["note"]
+    [wave] = report["waves"]
+    assert wave["run_key"] == "reengagement:2026-01-10" and wave["success"] and wave["triggered"] == 20
+    assert wave["included"] == wave["treatment"] + wave["control"] and wave["treatment"] > 0
+    assert report["messages_sent"] == wave["sent"] == wave["treatment"] == _personalizations(data / "mail_send.jsonl")
+    assert report["messages_per_second"] > 0
+    # The sandbox's clock said Saturday 2026-01-10, 07:00 in Paris: the sends wait for 08:00, when quiet hours end.
+    morning = int(dt.datetime(2026, 1, 10, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=1))).timestamp())
+    requests = [json.loads(line)["request"] for line in (data / "mail_send.jsonl").read_text().splitlines()]
+    assert {request["send_at"] for request in requests} == {morning}
 
-    plain = listings()
-    monkeypatch.setattr(server, "make_handler", make_indexed_handler(server.make_handler))
-    indexed = listings()
-    assert len(plain[0]) > 100 and len(plain[1]) > 100  # several pages each
-    assert indexed == plain
+
+def test_a_full_load_stopped_at_its_time_limit_gives_lower_bounds_not_results() -> None:
+    from alumni_orchestration.bench import GB, target_rows
+
+    stopped = {"interrupted": True, "success": False, "stages": {"ingest": 1500.0, "dbt": 600.0},
+               "total_seconds": 2100.0, "peak_rss_self_bytes": 9 * GB, "peak_rss_children_bytes": 3 * GB}
+    rows = {r["measure"]: r for r in target_rows({"years": 3, "pipeline": {"1000000m-3y": {"full": stopped}}})}
+    peak = rows["peak RSS, 1,000,000 members"]
+    assert peak["measured"] == "≥ 9.00 GB" and peak["status"].startswith("incomplete")
+    assert "stopped at its time limit after the stages ingest, dbt" in peak["why"]
+    nightly = rows["nightly incremental run, 1,000,000 members"]
+    assert nightly["status"] == "not measured" and "needs a complete one" in nightly["why"]
+    over = {**stopped, "peak_rss_self_bytes": 20 * GB}
+    rows = {r["measure"]: r for r in target_rows({"years": 3, "pipeline": {"1000000m-3y": {"full": over}}})}
+    assert rows["peak RSS, 1,000,000 members"]["status"].startswith("missed (already over")

@@ -118,9 +118,12 @@ def test_english_variant_for_members_abroad_outside_french_speaking_cities() -> 
 def test_results_uplift_ci_and_roi_from_member_outcomes() -> None:
     from alumni_orchestration.campaigns.results import Costs, campaign_results, two_proportion_uplift
 
-    uplift, low, high = two_proportion_uplift(30, 100, 10, 100)
-    assert uplift == pytest.approx(0.2) and low == pytest.approx(0.2 - 1.96 * (0.3 * 0.7 / 100 + 0.1 * 0.9 / 100) ** 0.5, abs=1e-4)
-    assert high - uplift == pytest.approx(uplift - low)
+    # Newcombe (1998), Statistics in Medicine 17:873, table II, method 10: his worked examples.
+    for (x_t, n_t, x_c, n_c), (low_ref, high_ref) in {(56, 70, 48, 80): (0.0524, 0.3339), (9, 10, 3, 10): (0.1705, 0.8090),
+                                                     (5, 56, 0, 29): (-0.0381, 0.1926), (0, 10, 0, 20): (-0.1611, 0.2775)}.items():
+        uplift, low, high = two_proportion_uplift(x_t, n_t, x_c, n_c)
+        assert uplift == pytest.approx(x_t / n_t - x_c / n_c)
+        assert (low, high) == (pytest.approx(low_ref, abs=1e-4), pytest.approx(high_ref, abs=1e-4))
     members = pd.DataFrame({
         "campaign_id": "dues_reminder", "cycle": "2026-r1", "member_id": range(300),
         "arm": ["treatment"] * 200 + ["control"] * 100,
@@ -137,3 +140,47 @@ def test_results_uplift_ci_and_roi_from_member_outcomes() -> None:
     assert t.incremental_retained == pytest.approx(40) and t.cost_eur == pytest.approx(2.0)
     assert t.cost_per_incremental_retained_eur == pytest.approx(2.0 / 40)
     assert t.roi == pytest.approx((40 * 9.0 - 2.0) / 2.0) and t.revenue_eur == 60 * 90.0
+
+
+def test_uplift_interval_covers_the_simulated_worlds_true_reminder_uplift() -> None:
+    """Calibration against the sandbox's own world: dues reminders to a generated audience, split by the
+    campaigns' holdout, with the recipients' payments drawn by `world.reactions` (common random numbers
+    with the generator). Over many waves the 95% interval must cover the true uplift about 95% of the time."""
+    import numpy as np
+
+    from alumni_orchestration.campaigns.holdout import assign_arms
+    from alumni_orchestration.campaigns.results import two_proportion_uplift
+    from alumni_orchestration.sandbox.world import Recipient, reactions, reminder_effect
+    from alumni_orchestration.synthetic.behaviour import dues_reminder_uplift, hash_uniform
+
+    seed, year, size = 11, 2026, 800
+    rng = np.random.default_rng(seed)
+    ids = np.arange(1, size + 1)
+    p_pay, responsiveness = rng.uniform(0.05, 0.7, size), rng.uniform(0, 1, size)
+    uplift, bounce = dues_reminder_uplift(responsiveness, p_pay), rng.uniform(0, 0.05, size)
+    recipients = {int(i): Recipient(int(i), f"m{i}@example.org", "", "", "", False, 0.3, 0.05, 0.0, float(b), 0.0,
+                                    float(g), 90.0, "annual", ()) for i, b, g in zip(ids, bounce, uplift, strict=True)}
+    dues_truth = {(int(i), year): (float(p), 0) for i, p in zip(ids, p_pay, strict=True)}
+    # The audience: members who have not paid yet (u >= p), as when reminders go out late in the season.
+    unpaid = ids[hash_uniform(seed, ids.astype(np.uint64), year) >= p_pay]
+    truth = float(reminder_effect(p_pay[unpaid - 1], hash_uniform(seed, unpaid.astype(np.uint64), year),
+                                  uplift[unpaid - 1], bounce[unpaid - 1]).mean())
+    assert 0.02 < truth < 0.2  # a real effect to find
+
+    covered, detected, estimates = 0, 0, []
+    waves = 200
+    for wave in range(waves):
+        cycle = f"{year}-r{wave}"  # a new cycle key draws a new holdout split
+        arms = assign_arms(pd.Series(unpaid), "dues_reminder", cycle, 0.5)
+        treated = unpaid[(arms == "treatment").to_numpy()]
+        paid = sum(reactions(seed, {"sg_message_id": f"w{wave}-{m}", "sent_at": 1_780_000_000, "email": f"m{m}@example.org",
+                                    "categories": ["dues_reminder"], "custom_args": {"cycle": cycle}},
+                             recipients[int(m)], dues_truth)[1] is not None for m in treated)
+        # Held out: no reminder, and the simulated world adds no payment without one.
+        estimate, low, high = two_proportion_uplift(paid, len(treated), 0, len(unpaid) - len(treated))
+        covered += low <= truth <= high
+        detected += low > 0
+        estimates.append(estimate)
+    assert abs(np.mean(estimates) - truth) < 0.01  # unbiased
+    assert covered / waves >= 0.9, f"the 95% interval covered the truth in {covered} of {waves} waves"
+    assert detected / waves >= 0.8  # ... and is narrow enough to tell the effect from none

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import dagster as dg
@@ -88,6 +89,81 @@ def _rounded(warehouse: Path, mart: str) -> list[tuple]:
     """A mart's rows as a sorted list, floats rounded: parallel sums may differ in the last bits."""
     rows = _rows(warehouse, f"select * from marts.{mart}")
     return sorted(tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows)
+
+
+def _multiset(warehouse: Path, relation: str) -> Counter:
+    """A relation's rows as a multiset, floats rounded: parallel sums may differ in the last bits."""
+    rows = _rows(warehouse, f"select * from {relation}")
+    return Counter(tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows)
+
+
+def test_an_incremental_nightly_after_a_full_build_equals_a_full_rebuild(built, tmp_path: Path) -> None:
+    """int_email_interactions_filtered rebuilds only the SendGrid days whose raw events changed (a new
+    day, a reloaded day, events moved between days), whatever the vars, and then equals a full rebuild."""
+    _, source, _ = built
+    warehouse = tmp_path / "warehouse.duckdb"
+    warehouse.write_bytes(source.read_bytes())
+    days = [d for (d,) in _rows(warehouse, "select distinct partition_date from raw.sendgrid_events order by 1")]
+    night, reloaded, untouched = days[-1], days[-5], days[-10]
+    with duckdb.connect(str(warehouse)) as conn:  # the raw data as it stood the evening before
+        conn.execute("create table main.later as select * from raw.sendgrid_events where partition_date = ? "
+                     "or (partition_date = ? and hash(sg_event_id) % 2 = 0)", [night, reloaded])
+        conn.execute("delete from raw.sendgrid_events where sg_event_id in (select sg_event_id from main.later)")
+    dbt(warehouse, tmp_path / "t1", "run", "--select", "int_email_interactions_filtered", "--full-refresh")
+    with duckdb.connect(str(warehouse)) as conn:  # the night: a new day lands, a day is reloaded, events move
+        conn.execute("insert into raw.sendgrid_events select * from main.later")
+        conn.execute("update raw.sendgrid_events set partition_date = ? where sg_event_id in (select sg_event_id "
+                     "from raw.sendgrid_events where partition_date = ? order by sg_event_id limit 5)",
+                     [reloaded, days[-2]])
+        marked = conn.execute("update intermediate.int_email_interactions_filtered set topic = 'untouched' "
+                              "where partition_date = ? returning sg_event_id", [untouched]).fetchall()
+    assert marked
+    nightly = {"as_of": AS_OF, "min_date": str(night), "max_date": str(night)}
+    dbt(warehouse, tmp_path / "t2", "build", "--select", "int_email_interactions_filtered+",
+        "--exclude", "member_activity_daily+", "--vars", json.dumps(nightly))
+    assert _rows(warehouse, "select count(*) from intermediate.int_email_interactions_filtered "
+                            "where topic = 'untouched'")[0][0] == len(marked), "an unchanged day was rebuilt"
+    with duckdb.connect(str(warehouse)) as conn:  # undo the marking with a rebuild of that day only
+        conn.execute("update intermediate.int_email_interactions_filtered set day_events = -1 where partition_date = ?",
+                     [untouched])
+    dbt(warehouse, tmp_path / "t3", "build", "--select", "int_email_interactions_filtered+",
+        "--exclude", "member_activity_daily+", "--vars", json.dumps(nightly))
+    models = ["intermediate.int_email_interactions_filtered", "intermediate.int_member_activities_unioned",
+              "marts.member_interests"]
+    incremental = {m: _multiset(warehouse, m) for m in models}
+    dbt(warehouse, tmp_path / "t4", "build", "--select", "int_email_interactions_filtered+",
+        "--exclude", "member_activity_daily+", "--full-refresh", "--vars", json.dumps({"as_of": AS_OF}))
+    for model in models:
+        assert _multiset(warehouse, model) == incremental[model], model
+
+
+def test_a_nightly_dagster_run_parses_the_project_at_most_once(built, tmp_path: Path) -> None:
+    """The run's three dbt invocations (models, daily mart, member_engagement) get the same vars, so
+    the second and third start from the first one's partial parse instead of parsing again."""
+    from dagster_dbt import DbtCliResource
+
+    from alumni_orchestration.defs.dbt.assets import (
+        DBT_PROJECT_DIR,
+        dbt_daily_models,
+        dbt_models,
+        dbt_project,
+    )
+    from alumni_orchestration.defs.warehouse.resources import WarehouseResource
+
+    _, source, _ = built
+    warehouse = tmp_path / "warehouse.duckdb"
+    warehouse.write_bytes(source.read_bytes())
+    resources = {"warehouse": WarehouseResource(path=str(warehouse)),
+                 "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(PROJECT), dbt_executable=DBT)}
+    before = os.environ.get("ALUMNI_WAREHOUSE")
+    result = dg.materialize([dbt_models, dbt_daily_models], resources=resources, partition_key=TEST_END_DATE,
+                            instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    # The steps point dbt at their warehouse only while they run: the next in-process run is not redirected.
+    assert os.environ.get("ALUMNI_WAREHOUSE") == before
+    logs = sorted((DBT_PROJECT_DIR / "target").glob(f"*-{result.run_id[:7]}-*/dbt.log"))
+    assert len(logs) == 3
+    assert sum("Unable to do partial parsing" in log.read_text() for log in logs) <= 1
 
 
 def test_identity_resolution_attributes_at_least_99_percent_of_activity_rows(built) -> None:

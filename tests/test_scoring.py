@@ -193,3 +193,45 @@ def test_unchanged_training_data_reuses_the_saved_model(demo_warehouse, tmp_path
     assert refitted == [True, False]
     assert len(list((tmp_path / "models" / "dues_propensity").glob("*.joblib"))) == 1
     pd.testing.assert_frame_equal(scores[0], scores[1])
+
+
+def test_score_history_in_one_pass_equals_the_day_by_day_functions(demo_warehouse) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from alumni_orchestration.scoring.features import feature_columns
+    from alumni_orchestration.scoring.history import score_history
+    from tests.test_scoring_history import assert_same_history, reference_history
+
+    _, warehouse = demo_warehouse
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        data = {
+            "activity": conn.execute("select * from marts.member_activity_daily").df(),
+            "dues": conn.execute("select * from marts.dues_history").df(),
+            "members": conn.execute("select member_id, birth_date, graduation_year, joined_on, left_on, consent_email, "
+                                    "consent_newsletter, email_status from staging.stg_membership__members").df(),
+            "roles": conn.execute("select * from staging.stg_membership__volunteer_roles").df(),
+            "memberships": conn.execute("select * from staging.stg_membership__group_memberships").df(),
+            "profile": conn.execute("select member_id, segment, consent_newsletter, email_status from marts.member_profile "
+                                    "where status in ('active', 'lapsed')").df(),
+        }
+    training = point_in_time_features(data["activity"], data["dues"], data["members"], cycle_cutoff(2025))
+    columns = feature_columns(training)
+    label = training.index.isin(data["dues"].member_id[(data["dues"].dues_year == 2025) & data["dues"].paid])
+    model = HistGradientBoostingClassifier(max_iter=50, random_state=0).fit(training[columns].to_numpy(), label)
+    # Across a year's end (dues lags move), consecutive days, and a 322-day gap (rows leave the feature window).
+    days = [dt.date(2025, 12, 30), dt.date(2025, 12, 31), dt.date(2026, 1, 1), dt.date(2026, 11, 20),
+            dt.date(2026, 11, 21)]
+    expected = reference_history(data, days, model, columns)
+    actual = pd.concat(score_history(data["activity"], data["roles"], data["memberships"], data["profile"], data["dues"],
+                                     data["members"], days, model, columns, "v1"), ignore_index=True)
+    assert len(actual) == len(days) * len(data["profile"])
+    assert_same_history(expected, actual, near_tie_share=0.001)
+
+
+def test_too_short_a_history_fails_with_a_plain_sentence() -> None:
+    from alumni_orchestration.scoring.dues_model import require_two_cycles
+
+    for data in (pd.DataFrame(), pd.DataFrame({"cycle": [2025, 2025], "paid": [1, 0]})):
+        with pytest.raises(ValueError, match="needs at least 2 complete cycles"):
+            require_two_cycles(data)
+    require_two_cycles(pd.DataFrame({"cycle": [2024, 2025], "paid": [1, 0]}))

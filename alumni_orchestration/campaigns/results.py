@@ -1,5 +1,5 @@
 """What a campaign achieved: per campaign, cycle and arm, the funnel and the outcomes, and the
-uplift of treatment over control with a 95% two-proportion confidence interval. Pure.
+uplift of treatment over control with a 95% two-proportion confidence interval (Newcombe). Pure.
 
 The outcome of a cycle is "retained": for a dues reminder, dues paid within N days of the send
 (control members: of their held-out date); for re-engagement, any activity (click, event, vote,
@@ -32,13 +32,25 @@ class Costs:
         return self.acquire_member_eur / self.retain_member_eur
 
 
+def wilson_interval(x: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson's score interval for one proportion: sound at 0 or n successes and in small arms."""
+    p = x / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def two_proportion_uplift(x_t: int, n_t: int, x_c: int, n_c: int, z: float = Z_95) -> tuple[float, float, float]:
-    """p_t - p_c with its Wald interval; NaN where an arm is empty."""
+    """p_t - p_c with Newcombe's hybrid score interval (his method 10), built from both arms' Wilson
+    intervals. Unlike the Wald interval it keeps its coverage when an arm is small or has no
+    successes, as a campaign's control arm often does. NaN where an arm is empty."""
     if n_t == 0 or n_c == 0:
         return math.nan, math.nan, math.nan
     p_t, p_c = x_t / n_t, x_c / n_c
-    se = math.sqrt(p_t * (1 - p_t) / n_t + p_c * (1 - p_c) / n_c)
-    return p_t - p_c, p_t - p_c - z * se, p_t - p_c + z * se
+    (low_t, high_t), (low_c, high_c) = wilson_interval(x_t, n_t, z), wilson_interval(x_c, n_c, z)
+    uplift = p_t - p_c
+    return (uplift, uplift - math.sqrt((p_t - low_t) ** 2 + (high_c - p_c) ** 2),
+            uplift + math.sqrt((high_t - p_t) ** 2 + (p_c - low_c) ** 2))
 
 
 def campaign_results(members: pd.DataFrame, costs: Costs) -> pd.DataFrame:
@@ -77,3 +89,18 @@ def campaign_results(members: pd.DataFrame, costs: Costs) -> pd.DataFrame:
                          if treated and incremental and incremental > 0 else math.nan,
                          "roi": (value - cost) / cost if treated and cost else math.nan})
     return pd.DataFrame(rows)[RESULT_COLUMNS]
+
+
+def against_truth(results: pd.DataFrame, true_uplift: dict[tuple[str, str], float]) -> pd.DataFrame:
+    """Each estimated uplift beside the true one (known only in a simulated world), and whether the
+    95% interval covers it."""
+    treated = results[(results.arm == "treatment") & results.uplift.notna()]
+    rows = [{"campaign_id": r.campaign_id, "cycle": r.cycle, "audience": int(r.audience) + int(
+                results[(results.campaign_id == r.campaign_id) & (results.cycle == r.cycle)
+                        & (results.arm == "control")].audience.sum()),
+             "uplift": r.uplift, "uplift_ci_low": r.uplift_ci_low, "uplift_ci_high": r.uplift_ci_high,
+             "true_uplift": true_uplift[(r.campaign_id, r.cycle)],
+             "covered": bool(r.uplift_ci_low <= true_uplift[(r.campaign_id, r.cycle)] <= r.uplift_ci_high)}
+            for r in treated.itertuples() if (r.campaign_id, r.cycle) in true_uplift]
+    return pd.DataFrame(rows, columns=["campaign_id", "cycle", "audience", "uplift", "uplift_ci_low", "uplift_ci_high",
+                                       "true_uplift", "covered"])

@@ -26,11 +26,12 @@ class Trigger:
 
 
 def crossings(history: pd.DataFrame, trigger: Trigger, previous_as_of, current_as_of,
-              last_fired: pd.Series | None = None) -> pd.DataFrame:
+              last_fired: pd.Series | None = None, armed_check: bool = True) -> pd.DataFrame:
     """Members whose score crossed between two snapshots.
 
     history: member_id, as_of, <score> for every snapshot up to current_as_of.
     last_fired: member_id -> as_of of the trigger's last firing for that member (if any).
+    armed_check=False: every member that crossed, armed or not.
     Returns member_id, previous, current.
     """
     h = history[["member_id", "as_of", trigger.score]].rename(columns={trigger.score: "score"})
@@ -46,6 +47,8 @@ def crossings(history: pd.DataFrame, trigger: Trigger, previous_as_of, current_a
     armed_since = h[in_band & (h.as_of <= previous_as_of)].groupby("member_id").as_of.max()
     fired = last_fired if last_fired is not None else pd.Series(dtype="object")
     candidates = both[crossed]
+    if not armed_check:
+        return candidates.rename_axis("member_id").reset_index()[["member_id", "previous", "current"]]
     armed_at = armed_since.reindex(candidates.index)
     fired_at = fired.reindex(candidates.index)
     armed = armed_at.notna() & (fired_at.isna() | (armed_at > fired_at))

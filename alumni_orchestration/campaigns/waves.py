@@ -36,6 +36,27 @@ def _snapshots(history: pd.DataFrame) -> pd.DataFrame:
     return history.assign(as_of=pd.to_datetime(history.as_of))
 
 
+def snapshot_days(campaign: Campaign, previous: dt.date, current: dt.date) -> list[dt.date]:
+    """The snapshots that decide which members can possibly cross a trigger between `previous` and
+    `current`: those two, and for a trend trigger the ones TREND_DAYS before each."""
+    days = {previous, current}
+    if any(t.score == "engagement_trend" for t in campaign.triggers):
+        days |= {previous - dt.timedelta(days=TREND_DAYS), current - dt.timedelta(days=TREND_DAYS)}
+    return sorted(days)
+
+
+def possible_crossers(campaign: Campaign, snapshots: pd.DataFrame, previous: dt.date, current: dt.date) -> pd.Index:
+    """Members whose scores cross a trigger's threshold between the two snapshots, before hysteresis:
+    a superset of what `wave_candidates` can select, from a few snapshots instead of the whole lookback,
+    so that a large association loads the lookback of these members only."""
+    history = _snapshots(snapshots)
+    if any(t.score == "engagement_trend" for t in campaign.triggers):
+        history = with_trend(history)
+    found = [crossings(history, trigger, pd.Timestamp(previous), pd.Timestamp(current), armed_check=False).member_id
+             for trigger in campaign.triggers]
+    return pd.Index(pd.concat(found).unique() if found else [], name="member_id")
+
+
 def wave_candidates(campaign: Campaign, history: pd.DataFrame, ledger: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     """history: member_id, as_of, engagement_score, dues_propensity, paid_current_cycle (snapshots up to as_of).
     ledger: this campaign's earlier rows (member_id, cycle, period, as_of, step), any arm.

@@ -1,7 +1,13 @@
-"""Eventbrite v3: organisation events and their attendees, continuation pagination, changed_since."""
+"""Eventbrite v3: organisation events and their attendees, continuation pagination, changed_since.
+
+Attendees are read with the organisation-level listing (`GET /organizations/{id}/attendees/`, which
+takes `changed_since` and `status` as the per-event listing does): one pass over every event's
+attendees, and each night only those changed since the last sync.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +17,15 @@ import requests
 from alumni_orchestration.ingest.http import ProviderError, RetryBudget, request_json
 
 PROVIDER = "Eventbrite"
+CHANGED_SINCE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # UTC, as Eventbrite takes it
+
+
+def changed_since(watermark: dt.datetime | None, overlap: dt.timedelta, full_refresh: bool = False) -> str | None:
+    """The `changed_since` of an incremental read: the latest change already loaded (naive UTC) less an
+    overlap, so that changes recorded late are not lost. None (read everything) on a first or full load."""
+    if full_refresh or watermark is None:
+        return None
+    return (watermark - overlap).strftime(CHANGED_SINCE_FORMAT)
 
 
 def paginate(fetch: Callable[[dict[str, Any]], dict[str, Any]], params: dict[str, Any], key: str,
@@ -60,6 +75,14 @@ class EventbriteClient:
 
     def attendees(self, event_id: str, changed_since: str | None = None) -> Iterator[dict[str, Any]]:
         path = f"/events/{event_id}/attendees/"
+        params: dict[str, Any] = {}
+        if changed_since:
+            params["changed_since"] = changed_since
+        return paginate(self._fetcher(path), params, "attendees", path)
+
+    def organization_attendees(self, changed_since: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every attendee of every event of the organisation (changed on or after `changed_since`)."""
+        path = f"/organizations/{self.organization_id}/attendees/"
         params: dict[str, Any] = {}
         if changed_since:
             params["changed_since"] = changed_since

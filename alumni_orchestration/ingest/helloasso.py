@@ -2,19 +2,35 @@
 
 Pagination follows `continuationToken` and ends on an EMPTY `data` list: HelloAsso keeps
 returning a token, and totalCount/totalPages are often -1, so neither can be trusted to stop.
+
+Staging (`stage_orders`, `stage_payments`, `window_summary`, `load_staged`): the records of a window
+are flattened a chunk of pages at a time into Parquet files of raw rows, so memory holds one chunk,
+not the window; the warehouse then replaces the window's rows from those files in a few statements.
+No Dagster here.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow.parquet as pq
 import requests
 
 from alumni_orchestration.ingest.http import ProviderError, RetryBudget, request_json
+from alumni_orchestration.ingest.records import (
+    RAW_DDL,
+    arrow_schema,
+    flatten_helloasso_orders,
+    flatten_helloasso_payments,
+    rows_to_arrow,
+)
 
 PROVIDER = "HelloAsso"
 
@@ -100,3 +116,117 @@ class HelloAssoClient:
         path = f"/organizations/{self.organization_slug}/payments"
         params = {"from": date_from, "to": date_to, "pageSize": 100, "sortOrder": "Asc"}
         return paginate(self._fetcher(path), params, path)
+
+
+# --- Staging a window of orders, items and payments -------------------------------------------------
+
+ORDERS_TABLE, ITEMS_TABLE, PAYMENTS_TABLE = "helloasso_orders", "helloasso_items", "helloasso_payments"
+SCHEMAS = {name: arrow_schema(RAW_DDL[name]) for name in (ORDERS_TABLE, ITEMS_TABLE, PAYMENTS_TABLE)}
+CHUNK_RECORDS = 5_000  # 50 pages of 100: what memory holds of the API's records at a time
+
+
+def _chunks(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(records)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def stage_orders(records: Iterable[Any], orders_path: Path, items_path: Path,
+                 chunk_size: int = CHUNK_RECORDS) -> tuple[int, list[dict[str, Any]]]:
+    """Orders (with details) into two Parquet files of raw rows, `chunk_size` records at a time; gives
+    (records read, quarantined) exactly as `flatten_helloasso_orders` over all the records would."""
+    read, bad = 0, []
+    with pq.ParquetWriter(orders_path, SCHEMAS[ORDERS_TABLE]) as orders_out, \
+            pq.ParquetWriter(items_path, SCHEMAS[ITEMS_TABLE]) as items_out:
+        for chunk in _chunks(records, chunk_size):
+            read += len(chunk)
+            orders, items, rejected = flatten_helloasso_orders(chunk)
+            del chunk
+            bad += rejected
+            if orders:
+                orders_out.write_table(rows_to_arrow(orders, RAW_DDL[ORDERS_TABLE], SCHEMAS[ORDERS_TABLE]))
+            if items:
+                items_out.write_table(rows_to_arrow(items, RAW_DDL[ITEMS_TABLE], SCHEMAS[ITEMS_TABLE]))
+    return read, bad
+
+
+def stage_payments(records: Iterable[Any], path: Path,
+                   chunk_size: int = CHUNK_RECORDS) -> tuple[int, list[dict[str, Any]]]:
+    """Payments into a Parquet file of raw rows; (records read, quarantined) as `flatten_helloasso_payments`."""
+    read, bad = 0, []
+    with pq.ParquetWriter(path, SCHEMAS[PAYMENTS_TABLE]) as out:
+        for chunk in _chunks(records, chunk_size):
+            read += len(chunk)
+            payments, rejected = flatten_helloasso_payments(chunk)
+            del chunk
+            bad += rejected
+            if payments:
+                out.write_table(rows_to_arrow(payments, RAW_DDL[PAYMENTS_TABLE], SCHEMAS[PAYMENTS_TABLE]))
+    return read, bad
+
+
+@dataclass
+class StagedWindow:
+    """The staged files of a window [first_day, last_day] (Europe/Paris days, ISO)."""
+
+    orders: Path
+    items: Path
+    payments: Path
+    first_day: str
+    last_day: str
+
+
+def _parquet(path: Path) -> str:
+    return "read_parquet('" + str(path).replace("'", "''") + "')"
+
+
+def _in_window_orders(staged: StagedWindow) -> str:
+    return f"select order_id from {_parquet(staged.orders)} where partition_date between ?::date and ?::date"
+
+
+@dataclass
+class WindowSummary:
+    outside: list[int]  # order ids dated outside the asked window (and not also inside it), ascending
+    items_kept: int  # items of the orders kept
+    last_order_at: Any  # latest order_at among the orders kept, or None
+
+
+def window_summary(staged: StagedWindow) -> WindowSummary:
+    """What the window check decides, read from the staged files (an in-memory DuckDB, not the warehouse):
+    an order is kept when dated within the window; an item when its order id is among the kept orders'."""
+    window = [staged.first_day, staged.last_day]
+    with duckdb.connect(config={"threads": 1, "memory_limit": "1GB"}) as conn:
+        outside = [r[0] for r in conn.execute(
+            f"""select order_id from (select order_id from {_parquet(staged.orders)}
+                                      except select order_id from ({_in_window_orders(staged)}))
+                order by order_id""", window).fetchall()]
+        items_kept = conn.execute(
+            f"select count(*) from {_parquet(staged.items)} where order_id in ({_in_window_orders(staged)})",
+            window).fetchone()[0]
+        last_order_at = conn.execute(
+            f"select max(order_at) from {_parquet(staged.orders)} where partition_date between ?::date and ?::date",
+            window).fetchone()[0]
+    return WindowSummary(outside, items_kept, last_order_at)
+
+
+def outside_window_quarantine(outside: list[int]) -> list[dict[str, Any]]:
+    """Records outside the asked window are the provider's mistake: quarantined, kept out of these partitions."""
+    return [{"source": "helloasso.orders", "record_key": str(i), "reason": "outside_requested_window",
+             "scope": "row", "payload": "{}"} for i in outside]
+
+
+def load_staged(conn: duckdb.DuckDBPyConnection, schema: str, staged: StagedWindow) -> None:
+    """Within the caller's transaction: replace the window's rows of the three raw tables by the staged
+    rows: the orders dated within the window, their items, and every payment read."""
+    window = [staged.first_day, staged.last_day]
+    for name, select, params in (
+        (ORDERS_TABLE, f"select * from {_parquet(staged.orders)} where partition_date between ?::date and ?::date",
+         window),
+        (ITEMS_TABLE, f"select * from {_parquet(staged.items)} where order_id in ({_in_window_orders(staged)})",
+         window),
+        (PAYMENTS_TABLE, f"select * from {_parquet(staged.payments)}", []),
+    ):
+        table = f"{schema}.{name}"
+        conn.execute(f"create table if not exists {table} ({RAW_DDL[name]})")
+        conn.execute(f"delete from {table} where partition_date between ? and ?", window)
+        conn.execute(f"insert into {table} by name {select}", params)

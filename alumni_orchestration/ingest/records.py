@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import pyarrow as pa
 
 from alumni_orchestration.warehouse import payload_json
 
@@ -50,6 +52,65 @@ RAW_DDL: dict[str, str] = {
         payment_id bigint, order_id bigint, paid_at timestamp, partition_date date, amount_cents bigint,
         state varchar, payment_type varchar, payment_means varchar""",
 }
+
+
+_ARROW_TYPES = {"varchar": pa.string(), "timestamp": pa.timestamp("us"), "boolean": pa.bool_(),
+                "bigint": pa.int64(), "integer": pa.int32(), "date": pa.date32()}
+
+
+def arrow_schema(ddl: str) -> pa.Schema:
+    """The Arrow schema of a raw table's DDL (`name type [primary key], ...`)."""
+    return pa.schema([pa.field(column.split()[0], _ARROW_TYPES[column.split()[1].lower()]) for column in ddl.split(",")])
+
+
+def rows_cast_by_duckdb(rows: list[dict[str, Any]], ddl: str, schema: pa.Schema | None = None) -> pa.Table:
+    """Flattened rows cast by DuckDB into a raw table's DDL, as the loads always cast them: for rows whose
+    fields do not fit the Arrow types as they are (e.g. a number where text is expected)."""
+    import duckdb
+    import pandas as pd
+
+    schema = schema or arrow_schema(ddl)
+    frame = pd.DataFrame.from_records(rows, columns=schema.names)
+    with duckdb.connect() as conn:
+        conn.execute(f"create table rows ({ddl})")
+        conn.register("frame", frame)
+        conn.execute("insert into rows by name select * from frame")
+        return conn.sql("select * from rows").to_arrow_table().cast(schema)
+
+
+def rows_to_arrow(rows: list[dict[str, Any]], ddl: str, schema: pa.Schema | None = None) -> pa.Table:
+    """Flattened rows as an Arrow table of a raw table's types; through DuckDB's casts when they do not fit."""
+    schema = schema or arrow_schema(ddl)
+    try:
+        return pa.Table.from_pylist(rows, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return rows_cast_by_duckdb(rows, ddl, schema)
+
+
+def flatten_to_arrow(records: Iterable[Any], flatten: Callable[[list[Any]], tuple[list[dict], list[dict]]], ddl: str,
+                     chunk_size: int = 20_000) -> tuple[pa.Table, list[dict], int]:
+    """(rows as one Arrow table, quarantined, records read), flattening `chunk_size` records at a time: the
+    records are consumed as they come (e.g. page by page) and only the columnar rows stay in memory."""
+    schema = arrow_schema(ddl)
+    tables: list[pa.Table] = []
+    bad: list[dict] = []
+    chunk: list[Any] = []
+    read = 0
+
+    def flush() -> None:
+        rows, rejected = flatten(chunk)
+        bad.extend(rejected)
+        if rows:
+            tables.append(rows_to_arrow(rows, ddl, schema))
+        chunk.clear()
+
+    for record in records:
+        read += 1
+        chunk.append(record)
+        if len(chunk) >= chunk_size:
+            flush()
+    flush()
+    return (pa.concat_tables(tables) if tables else schema.empty_table()), bad, read
 
 
 def parse_timestamp(value: Any) -> dt.datetime | None:

@@ -13,24 +13,31 @@ created by the world) lives in <data>/sandbox_state.json, written atomically.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import logging
 import os
 import random
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from bisect import bisect_left
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 import requests
 
 from alumni_orchestration.contracts import mail_send_errors
+from alumni_orchestration.ingest.records import parse_timestamp
 from alumni_orchestration.sandbox.pagination import BadPage, eventbrite_page, helloasso_page
-from alumni_orchestration.sandbox.world import load_dues_truth, load_recipients, reactions
+from alumni_orchestration.sandbox.world import load_recipients, reactions
 from alumni_orchestration.synthetic.timeutil import iso_paris
 from alumni_orchestration.webhook import signing
 
@@ -39,6 +46,7 @@ log = logging.getLogger("alumni.sandbox")
 DEFAULT_HELLOASSO_CLIENT = ("sandbox-client", "sandbox-secret")
 SUPPRESSION_KINDS = ("bounces", "blocks", "spam_reports", "unsubscribes", "invalid_emails")
 RATE_LIMIT = 600  # per minute, reported in X-RateLimit-* headers
+LISTING_CACHE_SIZE = 64  # listings (one per query) kept for paging; each page then costs O(page)
 
 
 class ApiError(Exception):
@@ -60,7 +68,117 @@ def helloasso_error(status: int, message: str) -> ApiError:
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    # orjson shares the keys' strings between records: a million orders take a quarter less memory.
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()] if path.exists() else []
+
+
+class LazyRows(Sequence):
+    """A listing whose rows are built only when a page asks for them: the sandbox keeps references to
+    its records, not a copy of every row of every listing (gigabytes for a million-member association)."""
+
+    def __init__(self, sources: list[Any], build: Callable[[Any], Any]) -> None:
+        self.sources, self.build = sources, build
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self.build(source) for source in self.sources[index]]
+        return self.build(self.sources[index])
+
+    def __iter__(self):
+        return (self.build(source) for source in self.sources)
+
+
+def _record(ref: Any) -> dict[str, Any]:
+    return ref.record()
+
+
+class _Order:
+    """A HelloAsso order as the sandbox indexes it: the fields it filters and sorts on, and the record
+    itself as its JSON line (parsed when a page shows it) or, for orders the sandbox added, as the dict."""
+
+    __slots__ = ("raw", "id", "date", "form_type", "form_slug", "items", "payments")
+
+    def __init__(self, raw: bytes | dict[str, Any], order: dict[str, Any]) -> None:
+        self.raw, self.id, self.date = raw, order["id"], order["date"]
+        form_type, form_slug = order["formType"], order["formSlug"]
+        self.form_type = sys.intern(form_type) if isinstance(form_type, str) else form_type
+        self.form_slug = sys.intern(form_slug) if isinstance(form_slug, str) else form_slug
+        self.items = len(order["items"]) if isinstance(order.get("items"), list) else -1
+        # (id, date) of each payment; a payment dated as its order shares the order's date string
+        self.payments = tuple((pay["id"], self.date if pay["date"] == self.date else pay["date"])
+                              for pay in order.get("payments", []))
+
+    def record(self) -> dict[str, Any]:
+        return orjson.loads(self.raw) if isinstance(self.raw, bytes) else self.raw
+
+
+class _Attendee:
+    """An Eventbrite attendee: the fields the listings filter on, and its JSON line."""
+
+    __slots__ = ("raw", "event_id", "changed", "cancelled")
+
+    def __init__(self, raw: bytes, attendee: dict[str, Any]) -> None:
+        event_id = attendee.get("event_id")
+        self.raw, self.event_id = raw, sys.intern(event_id) if isinstance(event_id, str) else event_id
+        self.changed, self.cancelled = attendee.get("changed", _MISSING), attendee.get("cancelled", _MISSING)
+
+    def record(self) -> dict[str, Any]:
+        return orjson.loads(self.raw)
+
+
+_MISSING: Any = object()
+
+
+def _jsonl_refs(path: Path, make: Callable[[bytes, dict[str, Any]], Any]) -> list[Any]:
+    """One reference per record of a JSON-lines file, each keeping its line (not the parsed record)."""
+    if not path.exists():
+        return []
+    with path.open("rb") as handle:
+        return [make(line, orjson.loads(line)) for line in handle if line.strip()]
+
+
+class _DuesTruth:
+    """load_dues_truth's mapping, (member_id, dues_year) -> (p_pay, paid), in sorted numpy arrays."""
+
+    def __init__(self, data_dir: Path) -> None:
+        import numpy as np
+        import pandas as pd
+
+        path = data_dir / "ground_truth" / "dues_probabilities.csv"
+        self._np = np
+        if not path.exists():
+            self.keys, self.p, self.paid = np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
+            return
+        frame = pd.read_csv(path, usecols=["member_id", "dues_year", "p_pay", "paid"], float_precision="round_trip",
+                            dtype={"member_id": np.int64, "dues_year": np.int64, "p_pay": np.float64, "paid": np.int64})
+        keys = frame["member_id"].to_numpy() * 100_000 + frame["dues_year"].to_numpy()
+        order = np.argsort(keys, kind="stable")  # a key given twice keeps its last value, as a dict does
+        self.keys, self.p, self.paid = keys[order], frame["p_pay"].to_numpy()[order], frame["paid"].to_numpy()[order]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def get(self, key: tuple[int, int], default: Any = None) -> Any:
+        member_id, year = key
+        if not 0 <= year < 100_000:
+            return default
+        wanted = int(member_id) * 100_000 + int(year)
+        position = int(self._np.searchsorted(self.keys, wanted, side="right")) - 1
+        if position < 0 or int(self.keys[position]) != wanted:
+            return default
+        return float(self.p[position]), int(self.paid[position])
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[float, int]:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: Any) -> bool:
+        return self.get(key) is not None
 
 
 class Sandbox:
@@ -82,21 +200,47 @@ class Sandbox:
         self.org_slug = manifest.get("organization", {}).get("helloasso_slug", "")
         providers = self.data / "providers"
         self.eb_events = _jsonl(providers / "eventbrite/events.jsonl")
-        self.eb_attendees = _jsonl(providers / "eventbrite/attendees.jsonl")
+        # Attendees and orders are kept as their JSON lines plus the fields the listings filter and sort
+        # on; a record is parsed only when a page shows it (a million members' records as dicts: ~8 GB).
+        self.eb_attendees: list[_Attendee] = _jsonl_refs(providers / "eventbrite/attendees.jsonl", _Attendee)
+        self.eb_event_ids = {e["id"] for e in self.eb_events}
+        self.eb_attendees_by_event: dict[Any, list[_Attendee]] = {}
+        for attendee in self.eb_attendees:  # file order within each event, as a scan of the whole list gives
+            self.eb_attendees_by_event.setdefault(attendee.event_id, []).append(attendee)
         self.ha_forms = _jsonl(providers / "helloasso/forms.jsonl")
-        self.ha_orders = _jsonl(providers / "helloasso/orders.jsonl")
+        self.ha_orders: list[_Order] = _jsonl_refs(providers / "helloasso/orders.jsonl", _Order)
         self.suppressions = {k: self._json(providers / f"sendgrid/suppressions/{k}.json", []) for k in SUPPRESSION_KINDS}
         self.asm_groups = self._json(providers / "sendgrid/asm_groups.json", [])
         self.asm_suppressions = self._json(providers / "sendgrid/asm_suppressions.json", [])
-        self.recipients = load_recipients(self.data)
-        self.dues_truth = load_dues_truth(self.data)
+        self._recipients: dict[str, Any] | None = None  # the world's truth, loaded when first mail is sent
+        self._dues_truth: _DuesTruth | None = None
         self.key = self._signing_key()
         self.tokens: dict[str, tuple[str, float]] = {}  # token -> (kind, expires_at)
         self.state_path = self.data / "sandbox_state.json"
         self.state = self._json(self.state_path, {"batches": {}, "held": [], "pending_events": [], "outbox": [],
                                                   "orders": [], "clock_offset": 0.0, "sent_ids": []})
         self.sent_ids = set(self.state["sent_ids"])
+        self._added_orders = [_Order(order, order) for order in self.state["orders"]]
+        # Listings are computed once per query and paged from memory. HelloAsso's are dropped when the
+        # sandbox adds an order; its order and payment indexes (by parsed date) are updated in place.
+        self._listings: OrderedDict[Any, list[Any]] = OrderedDict()
+        self._order_index: tuple[list[dt.datetime], list[tuple[int, dict[str, Any]]]] | None = None
+        self._payment_index: tuple[list[dt.datetime], list[tuple[int, int, dict, dict]]] | None = None
         self.faults_injected = 0  # 429s and 500s answered on purpose, so tests can tell faults really happened
+
+    @property
+    def recipients(self) -> dict[str, Any]:
+        with self.lock:
+            if self._recipients is None:
+                self._recipients = load_recipients(self.data)
+            return self._recipients
+
+    @property
+    def dues_truth(self) -> _DuesTruth:
+        with self.lock:
+            if self._dues_truth is None:
+                self._dues_truth = _DuesTruth(self.data)
+            return self._dues_truth
 
     # ---- persistence and clock ----
     @staticmethod
@@ -160,13 +304,20 @@ class Sandbox:
                     send_at = personalization.get("send_at", body.get("send_at")) or int(received)
                     custom = {**(body.get("custom_args") or {}), **(personalization.get("custom_args") or {})}
                     self.state["held"].append({
-                        "sg_message_id": f"{uuid.uuid4().hex[:22]}.filter0001.{int(received)}.{index}",
+                        "sg_message_id": self._next_message_id(index),
                         "email": recipient["email"], "custom_args": custom, "categories": body.get("categories") or [],
                         "asm": body.get("asm"), "batch_id": batch_id, "send_at": int(send_at),
                     })
             self.release_due(persist=False)
             self.save()  # once per request, after the release
         return 202
+
+    def _next_message_id(self, index: int) -> str:
+        """Message ids follow the seed and the order of acceptance, not the wall clock: the recipients'
+        draws (keyed by message id) and so a test's outcome are the same on every run."""
+        self.state["messages_accepted"] = self.state.get("messages_accepted", 0) + 1
+        digest = hashlib.sha256(f"{self.seed}:{self.state['messages_accepted']}".encode()).hexdigest()
+        return f"{digest[:22]}.filter0001.{index}"
 
     def create_batch(self) -> str:
         with self.lock:
@@ -227,7 +378,7 @@ class Sandbox:
         order_id = 990_000_000 + len(self.state["orders"]) + 1
         date = iso_paris([payment["paid_at"]])[0]
         cents = int(round(recipient.dues_amount_eur * 100))
-        self.state["orders"].append({
+        order: dict[str, Any] = {
             "id": order_id, "date": date, "formSlug": f"adhesion-{payment['cycle']}", "formType": "Membership",
             "organizationSlug": self.org_slug,
             "payer": {"email": recipient.email, "firstName": recipient.first_name, "lastName": recipient.last_name,
@@ -240,7 +391,10 @@ class Sandbox:
             "payments": [{"id": order_id * 10 + 5, "amount": cents, "date": date, "paymentMeans": "Card",
                           "state": "Authorized", "type": "Online"}],
             "amount": {"total": cents, "vat": 0, "discount": 0}, "meta": {"createdAt": date, "updatedAt": date},
-        })
+        }
+        self.state["orders"].append(order)
+        self._added_orders.append(_Order(order, order))
+        self._order_added(len(self.ha_orders) + len(self._added_orders) - 1, self._added_orders[-1])
 
     def replay(self, first_day: str, last_day: str) -> int:
         """Queue the association's webhook history for those days, as SendGrid posted it."""
@@ -296,9 +450,71 @@ class Sandbox:
         if kind != "access" or expires < self.now():
             raise helloasso_error(401, "Unauthorized: the access token is invalid or expired")
 
-    def all_orders(self) -> list[dict[str, Any]]:
+    def all_orders(self) -> Sequence[dict[str, Any]]:
+        """Every order (the file's, then those the sandbox added), each parsed when it is read."""
+        return LazyRows(self._order_refs(), _record)
+
+    def _order_refs(self) -> list[_Order]:
         with self.lock:
-            return self.ha_orders + list(self.state["orders"])
+            return self.ha_orders + self._added_orders
+
+    # ---- listings: computed once per query, then paged ----
+    def listing(self, key: Any, compute: Callable[[], list[Any]]) -> list[Any]:
+        """The whole listing for a query (its key leaves out the page and the page size), cached."""
+        with self.lock:
+            rows = self._listings.get(key)
+            if rows is None:
+                rows = self._listings[key] = compute()
+                while len(self._listings) > LISTING_CACHE_SIZE:
+                    self._listings.popitem(last=False)
+            else:
+                self._listings.move_to_end(key)
+            return rows
+
+    def _drop_helloasso_listings(self) -> None:
+        for key in [k for k in self._listings if k[0] == "helloasso"]:
+            del self._listings[key]
+
+    def _order_added(self, seq: int, order: _Order) -> None:
+        """A new order (at position `seq` of all_orders): update the indexes, forget the listings."""
+        self._drop_helloasso_listings()
+        if self._order_index is not None:
+            moment = parse_timestamp(order.date)
+            if moment is not None:
+                position = bisect_left(self._order_index[0], moment)
+                self._order_index[0].insert(position, moment)
+                self._order_index[1].insert(position, (seq, order))
+        if self._payment_index is not None:
+            for pseq, (pid, pdate) in enumerate(order.payments):
+                moment = parse_timestamp(pdate)
+                if moment is not None:
+                    position = bisect_left(self._payment_index[0], moment)
+                    self._payment_index[0].insert(position, moment)
+                    self._payment_index[1].insert(position, (seq, pseq, pid, pdate, order))
+
+    def orders_in_window(self, start: str | None, end: str | None) -> list[_Order]:
+        """Orders dated in [start, end) (unparseable dates never), in all_orders' order."""
+        with self.lock:
+            if self._order_index is None:
+                entries = sorted(((m, seq, o) for seq, o in enumerate(self._order_refs())
+                                  if (m := parse_timestamp(o.date)) is not None), key=lambda e: (e[0], e[1]))
+                self._order_index = ([e[0] for e in entries], [(e[1], e[2]) for e in entries])
+            moments, orders = self._order_index
+            chosen = orders[_window_slice(moments, start, end)]
+        return [order for _, order in sorted(chosen, key=lambda e: e[0])]
+
+    def payments_in_window(self, start: str | None, end: str | None) -> list[tuple[int, Any, str, _Order]]:
+        """(payment's position in its order, its id, its date, order) for payments dated in [start, end), in
+        all_orders' then each order's order."""
+        with self.lock:
+            if self._payment_index is None:
+                entries = sorted(((m, seq, pseq, pid, pdate, o) for seq, o in enumerate(self._order_refs())
+                                  for pseq, (pid, pdate) in enumerate(o.payments)
+                                  if (m := parse_timestamp(pdate)) is not None), key=lambda e: e[:3])
+                self._payment_index = ([e[0] for e in entries], [e[1:] for e in entries])
+            moments, payments = self._payment_index
+            chosen = payments[_window_slice(moments, start, end)]
+        return [(pseq, pid, pdate, o) for _, pseq, pid, pdate, o in sorted(chosen, key=lambda e: (e[0], e[1]))]
 
 
 def _one(query: dict[str, list[str]], name: str, default: str | None = None) -> str | None:
@@ -306,17 +522,67 @@ def _one(query: dict[str, list[str]], name: str, default: str | None = None) -> 
     return values[0] if values else default
 
 
-def _in_window(date: str, start: str | None, end: str | None) -> bool:
-    from alumni_orchestration.ingest.records import parse_timestamp
-
-    moment = parse_timestamp(date)
+def _window_slice(moments: list[dt.datetime], start: str | None, end: str | None) -> slice:
+    """The positions of sorted `moments` in [start, end); a bound that does not parse is no bound."""
     lo, hi = parse_timestamp(start) if start else None, parse_timestamp(end) if end else None
-    return moment is not None and (lo is None or moment >= lo) and (hi is None or moment < hi)
+    return slice(bisect_left(moments, lo) if lo is not None else 0,
+                 bisect_left(moments, hi) if hi is not None else len(moments))
+
+
+def _attendees(rows: list[_Attendee], changed_since: str | None, status: str | None) -> LazyRows:
+    def changed(a: _Attendee) -> Any:
+        if a.changed is _MISSING:
+            raise KeyError("changed")
+        return a.changed
+
+    def cancelled(a: _Attendee) -> Any:
+        if a.cancelled is _MISSING:
+            raise KeyError("cancelled")
+        return a.cancelled
+
+    return LazyRows([a for a in rows if (not changed_since or changed(a) >= changed_since)
+                     and (not status or (status == "attending") != cancelled(a))], _record)
+
+
+def _helloasso_listing(sandbox: Sandbox, parts: list[str], form_types: list[str], start: str | None,
+                       end: str | None, descending: bool, details: bool) -> LazyRows:
+    """A whole HelloAsso orders, items or payments listing: dated in [start, end), sorted by (date, id)."""
+    def summary(o: dict[str, Any]) -> dict[str, Any]:
+        return {"id": o["id"], "date": o["date"], "formSlug": o["formSlug"], "formType": o["formType"]}
+
+    def payment_row(entry: tuple[int, Any, str, _Order]) -> dict[str, Any]:
+        o = entry[3].record()
+        return {**o["payments"][entry[0]], "order": summary(o), "payer": o["payer"]}
+
+    def item_row(entry: tuple[int, _Order]) -> dict[str, Any]:
+        o = entry[1].record()
+        return {**o["items"][entry[0]], "order": summary(o), "payer": o["payer"]}
+
+    if parts[2] == "payments":
+        payments = [e for e in sandbox.payments_in_window(start, end) if not form_types or e[3].form_type in form_types]
+        payments.sort(key=lambda e: (e[2], e[1]))
+        return LazyRows(payments, payment_row)
+    orders = sandbox.orders_in_window(start, end)
+    if parts[2] == "forms":
+        orders = [o for o in orders if o.form_type == parts[3] and o.form_slug == parts[4]]
+    orders = [o for o in orders if not form_types or o.form_type in form_types]
+    orders.sort(key=lambda o: (o.date, o.id), reverse=descending)
+    if parts[2] == "items":
+        for o in orders:
+            if o.items < 0:  # "items" is not a list: fail as iterating it did
+                list(o.record()["items"])
+        return LazyRows([(i, o) for o in orders for i in range(o.items)], item_row)
+    if not details:
+        return LazyRows(orders, lambda o: {k: v for k, v in o.record().items() if k not in ("items", "payments")})
+    return LazyRows(orders, _record)
 
 
 def make_handler(sandbox: Sandbox, fault_rate: float, slow_rate: float, rng: random.Random):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and the client's
+        # delayed ACK hold each kept-alive response about 40 ms.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args) -> None:  # noqa: A002
             log.debug(format, *args)
@@ -469,13 +735,22 @@ def make_handler(sandbox: Sandbox, fault_rate: float, slow_rate: float, rng: ran
                 events = [e for e in sandbox.eb_events if not changed_since or e["changed"] >= changed_since]
                 return self._send(200, eventbrite_page(events, "events", _one(query, "continuation"), page_size,
                                                        f"org:{changed_since}"))
+            if method == "GET" and len(parts) == 3 and parts[0] == "organizations" and parts[2] == "attendees":
+                if parts[1] != sandbox.org_id:
+                    raise eventbrite_error(404, "NOT_FOUND", "The organization you requested does not exist.")
+                status = _one(query, "status")
+                rows = sandbox.listing(("eventbrite", "org-attendees", changed_since, status),
+                                       lambda: _attendees(sandbox.eb_attendees, changed_since, status))
+                return self._send(200, eventbrite_page(rows, "attendees", _one(query, "continuation"), page_size,
+                                                       f"org-attendees:{changed_since}:{status}"))
             if method == "GET" and len(parts) == 3 and parts[0] == "events" and parts[2] == "attendees":
-                if not any(e["id"] == parts[1] for e in sandbox.eb_events):
+                if parts[1] not in sandbox.eb_event_ids:
                     raise eventbrite_error(404, "NOT_FOUND", "The event you requested does not exist.")
                 status = _one(query, "status")
-                rows = [a for a in sandbox.eb_attendees if a["event_id"] == parts[1]
-                        and (not changed_since or a["changed"] >= changed_since)
-                        and (not status or (status == "attending") != a["cancelled"])]
+                event_rows = sandbox.eb_attendees_by_event.get(parts[1], [])
+                rows = LazyRows(event_rows, _record) if not changed_since and not status else sandbox.listing(
+                    ("eventbrite", "attendees", parts[1], changed_since, status),
+                    lambda: _attendees(event_rows, changed_since, status))
                 return self._send(200, eventbrite_page(rows, "attendees", _one(query, "continuation"), page_size,
                                                        f"{parts[1]}:{changed_since}:{status}"))
             raise eventbrite_error(404, "NOT_FOUND", "The path you requested does not exist.")
@@ -492,29 +767,15 @@ def make_handler(sandbox: Sandbox, fault_rate: float, slow_rate: float, rng: ran
             if parts[2] == "forms" and len(parts) == 3:
                 forms = [f for f in sandbox.ha_forms if not form_types or f["formType"] in form_types]
                 return self._send(200, helloasso_page(forms, token, page_size, signature))
-            orders = sandbox.all_orders()
-            if parts[2] == "forms" and len(parts) == 6 and parts[5] == "orders":
-                orders = [o for o in orders if o["formType"] == parts[3] and o["formSlug"] == parts[4]]
-            elif len(parts) != 3:
+            per_form = parts[2] == "forms" and len(parts) == 6 and parts[5] == "orders"
+            if not per_form and (len(parts) != 3 or parts[2] not in ("orders", "items", "payments")):
                 raise helloasso_error(404, "Not found")
-            orders = [o for o in orders if not form_types or o["formType"] in form_types]
-            if parts[-1] == "orders" or parts[2] == "items":
-                rows = [o for o in orders if _in_window(o["date"], start, end)]
-                rows.sort(key=lambda o: (o["date"], o["id"]), reverse=_one(query, "sortOrder") == "Desc")
-                if parts[2] == "items":
-                    rows = [{**i, "order": {"id": o["id"], "date": o["date"], "formSlug": o["formSlug"],
-                                            "formType": o["formType"]}, "payer": o["payer"]}
-                            for o in rows for i in o["items"]]
-                elif _one(query, "withDetails", "false").lower() != "true":
-                    rows = [{k: v for k, v in o.items() if k not in ("items", "payments")} for o in rows]
-                return self._send(200, helloasso_page(rows, token, page_size, signature))
-            if parts[2] == "payments":
-                rows = [{**p, "order": {"id": o["id"], "date": o["date"], "formSlug": o["formSlug"],
-                                        "formType": o["formType"]}, "payer": o["payer"]}
-                        for o in orders for p in o.get("payments", []) if _in_window(p["date"], start, end)]
-                rows.sort(key=lambda p: (p["date"], p["id"]))
-                return self._send(200, helloasso_page(rows, token, page_size, signature))
-            raise helloasso_error(404, "Not found")
+            descending = _one(query, "sortOrder") == "Desc"
+            details = _one(query, "withDetails", "false").lower() == "true"
+            key = ("helloasso", path, tuple(sorted(set(form_types))), start, end, descending, details)
+            rows = sandbox.listing(key, lambda: _helloasso_listing(sandbox, parts, form_types, start, end,
+                                                                   descending, details))
+            return self._send(200, helloasso_page(rows, token, page_size, signature))
 
         def _control(self, method: str, path: str) -> None:
             body = self._json_body() if method == "POST" else None

@@ -128,3 +128,37 @@ def reactions(seed: int, message: dict[str, Any], recipient: Recipient | None,
                 payment = {"member_id": recipient.member_id, "cycle": cycle,
                            "paid_at": delivered + 86400 + int(uniform(seed, msg_id, "pay") * 4 * 86400)}
     return events, payment
+
+
+def reminder_effect(p_pay: Any, u: Any, uplift: Any, bounce_prob: Any) -> Any:
+    """Each member's true effect of a dues reminder on paying the cycle, as `reactions` simulates it: the
+    reminder makes them pay when p <= u < p + uplift (common random number u), if the message is not bounced."""
+    import numpy as np
+
+    p, u = np.asarray(p_pay, dtype=float), np.asarray(u, dtype=float)
+    return ((p <= u) & (u < np.minimum(1.0, p + np.asarray(uplift, dtype=float)))) * (1.0 - np.asarray(bounce_prob))
+
+
+def true_reminder_uplift(data_dir: Path, member_ids: Any, dues_year: int) -> float:
+    """The simulated world's true uplift of one dues reminder on paying `dues_year`, averaged over an
+    audience (both arms): what a campaign's uplift estimate should find. Members without an email in the
+    world never receive the message (effect 0)."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    seed = int(json.loads((data_dir / "manifest.json").read_text())["config"]["seed"])
+    truth = data_dir / "ground_truth"
+    members = pd.read_csv(truth / "members.csv", usecols=["member_id", "email", "bounce_prob", "dues_reminder_uplift"],
+                          dtype={"email": str}).set_index("member_id")
+    dues = pd.read_csv(truth / "dues_probabilities.csv", usecols=["member_id", "dues_year", "p_pay"])
+    p_pay = dues[dues.dues_year == dues_year].set_index("member_id").p_pay
+    ids = np.asarray(member_ids, dtype=np.int64)
+    if not ids.size:
+        return float("nan")
+    known = members.reindex(ids)
+    reachable = known.email.fillna("").str.strip().ne("").to_numpy()
+    effect = reminder_effect(p_pay.reindex(ids).fillna(0.0).to_numpy(), hash_uniform(seed, ids.astype(np.uint64), dues_year),
+                             known.dues_reminder_uplift.fillna(0.0).to_numpy(), known.bounce_prob.fillna(1.0).to_numpy())
+    return float((effect * reachable).mean())

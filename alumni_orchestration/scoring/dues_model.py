@@ -95,11 +95,16 @@ def training_data_hash(data: pd.DataFrame) -> str:
     return data_hash(data[columns + ["paid", "cycle"]])
 
 
+def require_two_cycles(data: pd.DataFrame) -> None:
+    cycles = sorted(data.cycle.unique()) if "cycle" in data else []
+    if len(cycles) < 2:
+        raise ValueError(f"the dues model needs at least 2 complete cycles of history, found {[int(c) for c in cycles]}")
+
+
 def fit_dues_model(data: pd.DataFrame, seed: int = 0, oracle: pd.Series | None = None):
     """Returns (final calibrated model fitted on every cycle, report). `data` is a training_set()."""
+    require_two_cycles(data)
     cycles = sorted(data.cycle.unique())
-    if len(cycles) < 2:
-        raise ValueError(f"the dues model needs at least 2 complete cycles of history, found {cycles}")
     columns = feature_columns(data.drop(columns=["cycle", "paid"]))
     validation_cycle = cycles[-1]
 

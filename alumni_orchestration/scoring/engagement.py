@@ -29,8 +29,14 @@ def engagement_as_of(activity: pd.DataFrame, roles: pd.DataFrame, memberships: p
     """activity: member_activity_daily; roles: volunteer roles (member_id, started_on, ended_on);
     memberships: group memberships (member_id, is_leader, left_on); profile: member_id, segment,
     consent_newsletter, email_status. Returns the mart's columns, indexed by member_id."""
-    v = dbt_vars()
-    half, weight, mode_weight = v["half_life_days"], v["signal_weights"], v["mode_weights"]
+    decayed, frequency = decayed_activity(activity, as_of)
+    return engagement_from_decayed(decayed, frequency, roles, memberships, profile, as_of)
+
+
+def decayed_activity(activity: pd.DataFrame, as_of: dt.date) -> tuple[pd.DataFrame, pd.Series]:
+    """Each member's activity as of a day: the decayed sum per signal (a column per signal) and the
+    number of distinct active days in the last 365 (age 0 to 364), both indexed by member_id."""
+    half = dbt_vars()["half_life_days"]
     cut = pd.Timestamp(as_of)
     dates = pd.to_datetime(activity.activity_date)
     past = activity[dates <= cut].assign(age=(cut - dates[dates <= cut]).dt.days)
@@ -39,7 +45,17 @@ def engagement_as_of(activity: pd.DataFrame, roles: pd.DataFrame, memberships: p
                      past.activity_count.astype(float)) * decay
     decayed = pd.DataFrame({"member_id": past.member_id, "signal": past.signal, "value": value}).pivot_table(
         index="member_id", columns="signal", values="value", aggfunc="sum", fill_value=0.0)
+    recent = past[past.age < 365].groupby("member_id").activity_date.nunique()
+    return decayed, recent
 
+
+def engagement_from_decayed(decayed: pd.DataFrame, frequency: pd.Series, roles: pd.DataFrame,
+                            memberships: pd.DataFrame, profile: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """The mart's columns from decayed_activity()'s two results (or the same quantities computed otherwise,
+    e.g. for many days at once by scoring.history)."""
+    v = dbt_vars()
+    weight, mode_weight = v["signal_weights"], v["mode_weights"]
+    cut = pd.Timestamp(as_of)
     out = profile.set_index("member_id")[["segment"]].copy()
     d = decayed.reindex(out.index).fillna(0.0)
 
@@ -59,8 +75,7 @@ def engagement_as_of(activity: pd.DataFrame, roles: pd.DataFrame, memberships: p
                         + led.reindex(out.index).fillna(0) * weight["led_groups"]
                         + col("volunteer_starts") * weight["volunteer_starts"] + col("group_joins") * weight["group_joins"])
     out["governance"] = col("votes") * weight["votes"]
-    recent = past[past.age < 365].groupby("member_id").activity_date.nunique()
-    out["frequency_365"] = recent.reindex(out.index).fillna(0).astype(int)
+    out["frequency_365"] = frequency.reindex(out.index).fillna(0).astype(int)
     out["active_modes"] = sum((out[m] > 0.1).astype(int) for m in MODES)
     receives = profile.set_index("member_id").pipe(lambda p: p.consent_newsletter.astype(bool) & (p.email_status == "valid"))
     scaled = {}

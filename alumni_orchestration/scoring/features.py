@@ -42,14 +42,17 @@ def point_in_time_features(activity: pd.DataFrame, dues: pd.DataFrame, members: 
     members: member_id, birth_date, graduation_year, joined_on, left_on, consent_email,
              consent_newsletter, email_status
     """
-    cut = pd.Timestamp(cutoff)
-    m = members.set_index("member_id")
-    joined = pd.to_datetime(m.joined_on)
-    left = pd.to_datetime(m.left_on)
-    present = (joined <= cut) & (left.isna() | (left > cut))
-    m = m[present]
-    out = pd.DataFrame(index=m.index)
+    attributes = member_features(dues, members, cutoff)
+    out = activity_features(activity, cutoff, attributes.index)
+    for column in attributes.columns:
+        out[column] = attributes[column]
+    return out
 
+
+def activity_features(activity: pd.DataFrame, cutoff: dt.date, index: pd.Index) -> pd.DataFrame:
+    """The activity part of the features (ACTIVITY_FEATURES, in that order) for the members of `index`."""
+    cut = pd.Timestamp(cutoff)
+    out = pd.DataFrame(index=index)
     dates = pd.to_datetime(activity.activity_date)
     past = activity[(dates <= cut) & (dates > cut - pd.Timedelta(days=WINDOW_DAYS))]
     age_days = (cut - pd.to_datetime(past.activity_date)).dt.days.to_numpy()
@@ -68,31 +71,85 @@ def point_in_time_features(activity: pd.DataFrame, dues: pd.DataFrame, members: 
     last_seen = frame.groupby("member_id").age.min().reindex(out.index)
     out["days_since_last_activity"] = last_seen.fillna(WINDOW_DAYS).clip(upper=WINDOW_DAYS)
     out["active_days_365"] = frame[frame.age < 365].groupby("member_id").age.nunique().reindex(out.index).fillna(0)
-
-    known = dues[(dues.dues_year < cutoff.year + 1) & dues.paid
-                 & (pd.to_datetime(dues.first_paid_on) <= cut)]
-    for lag in (1, 2, 3):
-        year = cutoff.year + 1 - lag
-        paid_ids = set(known.loc[known.dues_year == year, "member_id"])
-        out[f"paid_lag{lag}"] = out.index.isin(list(paid_ids)).astype(float)
-    last_tier = known.sort_values("dues_year").groupby("member_id").tier.last().reindex(out.index)
-    out["last_tier_reduced"] = (last_tier == "reduced").astype(float)
-    out["last_tier_student"] = (last_tier == "student").astype(float)
-    out["ever_paid"] = out.index.isin(list(set(known.member_id))).astype(float)
-    out["lifetime_member"] = out.index.isin(list(set(known.loc[known.tier == "lifetime", "member_id"]))).astype(float)
-
-    age = (cut - pd.to_datetime(m.birth_date)).dt.days / 365.25
-    since = cutoff.year + 1 - m.graduation_year.astype(float)
-    out["age"] = age.fillna(age.median())
-    out["years_since_graduation"] = since
-    out["tenure_years"] = (cut - joined[present]).dt.days / 365.25
-    out["consent_email"] = m.consent_email.astype(float)
-    out["consent_newsletter"] = m.consent_newsletter.astype(float)
-    out["email_valid"] = (m.email_status == "valid").astype(float)
-    out["segment"] = life_stage(out.age, since)
-    for segment in SEGMENTS:
-        out[f"segment_{segment}"] = (out.segment == segment).astype(float)
     return out
+
+
+def member_features(dues: pd.DataFrame, members: pd.DataFrame, cutoff: dt.date) -> pd.DataFrame:
+    """The features that do not come from activity (dues, age, tenure, consent, segment), one row per member
+    who existed on `cutoff`, indexed by member_id. Only `paid` dues rows matter."""
+    return MemberAttributes(dues, members).features(cutoff)
+
+
+_NO_DAY = np.iinfo(np.int64).max  # a missing date: never on or before any cutoff
+
+
+def _days(dates: pd.Series) -> np.ndarray:
+    """Day numbers since 1970-01-01; missing dates as _NO_DAY."""
+    values = pd.to_datetime(dates)
+    days = values.to_numpy().astype("datetime64[D]").astype(np.int64)
+    return np.where(values.isna().to_numpy(), _NO_DAY, days)
+
+
+class MemberAttributes:
+    """member_features for any number of cutoffs: the members and their paid dues as arrays, prepared once."""
+
+    TIERS = ("reduced", "student", "lifetime")
+
+    def __init__(self, dues: pd.DataFrame, members: pd.DataFrame) -> None:
+        self.ids = members.set_index("member_id").index  # the index dtype set_index gives
+        self.joined, self.left, self.birth = _days(members.joined_on), _days(members.left_on), _days(members.birth_date)
+        self.left_missing = pd.isna(members.left_on).to_numpy()
+        self.graduation = members.graduation_year.astype(float).to_numpy()
+        self.consent_email = members.consent_email.astype(float).to_numpy()
+        self.consent_newsletter = members.consent_newsletter.astype(float).to_numpy()
+        self.email_valid = (members.email_status == "valid").astype(float).to_numpy()
+        paid = dues[dues.paid.astype(bool)]
+        position = self.ids.get_indexer(paid.member_id.to_numpy())
+        paid = paid[position >= 0]
+        self.dues_member = position[position >= 0]
+        self.dues_year = paid.dues_year.to_numpy(dtype=np.int64)
+        self.dues_paid_on = _days(paid.first_paid_on)
+        tier = paid.tier.to_numpy(dtype=object)
+        self.dues_tier = np.select([tier == t for t in self.TIERS], list(range(len(self.TIERS))), default=-1)
+
+    def features(self, cutoff: dt.date) -> pd.DataFrame:
+        t = (cutoff - dt.date(1970, 1, 1)).days
+        present = (self.joined <= t) & (self.left_missing | (self.left > t))
+        index = self.ids[present]
+        n = len(self.ids)
+        out = pd.DataFrame(index=index)
+
+        known = (self.dues_year < cutoff.year + 1) & (self.dues_paid_on <= t)
+        member, year, tier = self.dues_member[known], self.dues_year[known], self.dues_tier[known]
+
+        def flag(rows: np.ndarray) -> np.ndarray:
+            mark = np.zeros(n)
+            mark[member[rows]] = 1.0
+            return mark[present]
+
+        for lag in (1, 2, 3):
+            out[f"paid_lag{lag}"] = flag(year == cutoff.year + 1 - lag)
+        latest = np.full(n, np.iinfo(np.int64).min)
+        np.maximum.at(latest, member, year)
+        last = year == latest[member]  # the latest known cycle's row (one row per member and cycle)
+        out["last_tier_reduced"] = flag(last & (tier == 0))
+        out["last_tier_student"] = flag(last & (tier == 1))
+        out["ever_paid"] = flag(np.ones(len(member), dtype=bool))
+        out["lifetime_member"] = flag(tier == 2)
+
+        born = self.birth[present]
+        age = pd.Series(np.where(born == _NO_DAY, np.nan, (t - born.astype(float)) / 365.25), index=index)
+        since = pd.Series(cutoff.year + 1 - self.graduation[present], index=index)
+        out["age"] = age.fillna(age.median())
+        out["years_since_graduation"] = since
+        out["tenure_years"] = (t - self.joined[present]) / 365.25
+        out["consent_email"] = self.consent_email[present]
+        out["consent_newsletter"] = self.consent_newsletter[present]
+        out["email_valid"] = self.email_valid[present]
+        out["segment"] = life_stage(out.age, since)
+        for segment in SEGMENTS:
+            out[f"segment_{segment}"] = (out.segment == segment).astype(float)
+        return out
 
 
 def feature_columns(features: pd.DataFrame) -> list[str]:

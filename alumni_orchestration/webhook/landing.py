@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from upath import UPath
 
 TEMP_PREFIX = ".tmp-"
@@ -101,23 +102,33 @@ def _reject(record_key: str | None, reason: str, payload: Any) -> dict[str, Any]
     return {"source": SOURCE, "record_key": record_key, "reason": reason, "payload": text[:2000]}
 
 
-def read_day_events(landing: Landing, day: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], DayStats]:
-    """Every usable event landed on `day`, deduplicated on sg_event_id (first occurrence wins).
+def _loads(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:  # orjson is stricter (NaN, huge integers, lone surrogates): as json reads it
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return None
+
+
+def read_day_batches(landing: Landing, day: str) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]],
+                                                          DayStats]:
+    """Every usable event landed on `day`, deduplicated on sg_event_id (first occurrence wins), with the
+    batch each came in, the rejected records and the counts.
 
     A malformed batch counts as one record read and one quarantined; within a batch, each event is
     a record. events_read = events_kept + duplicates + quarantined, always.
     """
     stats = DayStats()
     events: list[dict[str, Any]] = []
+    batches: list[str] = []
     rejected: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    seen: set[Any] = set()
     for name in landing.list_batches(day):
         stats.batches += 1
         raw = landing.read_batch(day, name)
-        try:
-            batch = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            batch = None
+        batch = _loads(raw)
         if not isinstance(batch, list):
             stats.events_read += 1
             stats.quarantined["malformed_json"] += 1
@@ -135,9 +146,16 @@ def read_day_events(landing: Landing, day: str) -> tuple[list[dict[str, Any]], l
                 stats.duplicates += 1
                 continue
             seen.add(event["sg_event_id"])
-            events.append({**event, "_batch": name})
+            events.append(event)
+            batches.append(name)
     stats.events_kept = len(events)
-    return events, rejected, stats
+    return events, batches, rejected, stats
+
+
+def read_day_events(landing: Landing, day: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], DayStats]:
+    """`read_day_batches`, each event carrying its batch's name under "_batch"."""
+    events, batches, rejected, stats = read_day_batches(landing, day)
+    return [{**e, "_batch": b} for e, b in zip(events, batches, strict=True)], rejected, stats
 
 
 def _invalid_reason(event: Any) -> str | None:

@@ -49,3 +49,31 @@
         select 1
     {%- endif -%}
 {%- endmacro %}
+
+{# Per landing day of raw SendGrid events: how many, and a fingerprint of the columns the email
+   interactions are built from. A day whose count or fingerprint changed has been reloaded. #}
+{% macro sendgrid_day_fingerprints() -%}
+    select
+        partition_date,
+        count(*) as day_events,
+        sum(hash(sg_event_id, event, event_at, email, url, sg_machine_open)) as day_fingerprint
+    from {{ source('sendgrid', 'sendgrid_events') }}
+    group by partition_date
+{%- endmacro %}
+
+{# Before an incremental build of int_email_interactions_filtered: remove the days whose raw events
+   are no longer those the stored rows were built from. #}
+{% macro delete_changed_sendgrid_days() -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} as t
+        where not exists (
+            select 1
+            from ({{ sendgrid_day_fingerprints() }}) as d
+            where
+                d.partition_date is not distinct from t.partition_date
+                and d.day_events = t.day_events and d.day_fingerprint = t.day_fingerprint
+        )
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}

@@ -16,7 +16,13 @@ from alumni_orchestration.campaigns.content import RECIPIENT_COLUMNS, language_f
 from alumni_orchestration.campaigns.definitions import Campaign, campaigns
 from alumni_orchestration.campaigns.holdout import CONTROL, TREATMENT
 from alumni_orchestration.campaigns.send_window import PARIS
-from alumni_orchestration.campaigns.waves import AUDIENCE_COLUMNS, build_audience, wave_candidates
+from alumni_orchestration.campaigns.waves import (
+    AUDIENCE_COLUMNS,
+    build_audience,
+    possible_crossers,
+    snapshot_days,
+    wave_candidates,
+)
 from alumni_orchestration.defs.campaigns.resources import EmailSenderResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.partitions import daily_partitions
@@ -55,11 +61,31 @@ def wave_moment(as_of: dt.date) -> dt.datetime:
     return dt.datetime.combine(as_of, dt.time(0, 0), PARIS)
 
 
-def load_history(conn, as_of: dt.date, lookback_days: int = LOOKBACK_DAYS) -> pd.DataFrame:
-    return conn.execute(
-        "select member_id, as_of, engagement_score, dues_propensity, paid_current_cycle "
-        "from scoring.member_score_history where as_of between ? and ?",
-        [as_of - dt.timedelta(days=lookback_days), as_of]).df()
+HISTORY_COLUMNS = "member_id, as_of, engagement_score, dues_propensity, paid_current_cycle"
+
+
+def load_history(conn, as_of: dt.date, campaign: Campaign | None = None,
+                 lookback_days: int = LOOKBACK_DAYS) -> pd.DataFrame:
+    """The score snapshots a wave's triggers look at, up to `as_of`. For a campaign, only what it can use,
+    so that the cost follows the members who cross rather than the association: a reminder sequence needs
+    the latest two snapshots; crossing triggers need the lookback of the members who crossed (a few
+    snapshots tell who)."""
+    start = as_of - dt.timedelta(days=lookback_days)
+    table = "scoring.member_score_history"
+    if campaign is None:
+        return conn.execute(f"select {HISTORY_COLUMNS} from {table} where as_of between ? and ?", [start, as_of]).df()
+    previous = conn.execute(f"select max(as_of) from {table} where as_of >= ? and as_of < ?",
+                            [start, as_of]).fetchall()[0][0]
+    if previous is None or campaign.is_sequence:
+        return conn.execute(f"select {HISTORY_COLUMNS} from {table} where as_of in (?, ?)",
+                            [previous or as_of, as_of]).df()
+    snapshots = conn.execute(f"select {HISTORY_COLUMNS} from {table} where as_of in (select unnest(?))",
+                             [snapshot_days(campaign, previous, as_of)]).df()
+    crossers = possible_crossers(campaign, snapshots, previous, as_of)
+    if crossers.empty:
+        return snapshots[pd.to_datetime(snapshots.as_of).isin([pd.Timestamp(previous), pd.Timestamp(as_of)])]
+    return conn.execute(f"select {HISTORY_COLUMNS} from {table} where as_of between ? and ? "
+                        "and member_id in (select unnest(?))", [start, as_of, crossers.tolist()]).df()
 
 
 def load_ledger(conn, campaign_id: str | None = None, exclude_as_of: dt.date | None = None) -> pd.DataFrame:
@@ -134,7 +160,7 @@ def campaign_audience(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     campaign, as_of = wave_of(context)
     moment = wave_moment(as_of)
     with warehouse.read() as conn:
-        history = load_history(conn, as_of)
+        history = load_history(conn, as_of, campaign)
         own = load_ledger(conn, campaign.campaign_id, exclude_as_of=as_of)
         candidates = wave_candidates(campaign, history, own, as_of)
         members = member_facts(conn, as_of)

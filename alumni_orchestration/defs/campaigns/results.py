@@ -5,12 +5,15 @@ with the latest ingestion: after a campaign, backfill its window (late webhook e
 arrive for days) with `campaign_window_job`, and the results follow.
 """
 
+import os
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
 from alumni_orchestration.campaigns import ledger
-from alumni_orchestration.campaigns.results import Costs, campaign_results
+from alumni_orchestration.campaigns.results import Costs, against_truth, campaign_results
 from alumni_orchestration.defs.campaigns.assets import SENDS
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.partitions import daily_partitions
@@ -81,7 +84,20 @@ left join active as a using (campaign_id, cycle, member_id)
 """
 
 
-def uplift_plot_png(results: pd.DataFrame) -> bytes:
+def simulated_truth(results: pd.DataFrame, members: pd.DataFrame | None, ground_truth_dir: str) -> pd.DataFrame | None:
+    """On a synthetic association (the demo), the dues reminders' true uplift from the generator's world
+    beside each estimate. None in production, where there is no ground truth."""
+    data_dir = Path(ground_truth_dir).parent if ground_truth_dir else None
+    if data_dir is None or not (data_dir / "manifest.json").exists() or members is None or members.empty:
+        return None
+    from alumni_orchestration.sandbox.world import true_reminder_uplift
+
+    audiences = members[members.campaign_id == "dues_reminder"].groupby(["campaign_id", "cycle"]).member_id
+    truth = {key: true_reminder_uplift(data_dir, ids.to_numpy(), int(key[1][:4])) for key, ids in audiences}
+    return against_truth(results, truth)
+
+
+def uplift_plot_png(results: pd.DataFrame, truth: pd.DataFrame | None = None) -> bytes:
     import io
 
     import matplotlib
@@ -90,11 +106,17 @@ def uplift_plot_png(results: pd.DataFrame) -> bytes:
     import matplotlib.pyplot as plt
 
     treated = results[results.arm == "treatment"].dropna(subset=["uplift"])
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * max(len(treated), 1)))
+    fig, ax = plt.subplots(figsize=(7, 1.3 + 0.45 * max(len(treated), 1)))
     labels = [f"{c} {y}" for c, y in zip(treated.campaign_id, treated.cycle, strict=True)]
     ax.errorbar(treated.uplift, range(len(treated)), xerr=[treated.uplift - treated.uplift_ci_low,
                                                           treated.uplift_ci_high - treated.uplift],
-                fmt="o", capsize=4)
+                fmt="o", capsize=4, label="estimate (95% CI)")
+    if truth is not None and len(truth):
+        positions = {(c, y): i for i, (c, y) in enumerate(zip(treated.campaign_id, treated.cycle, strict=True))}
+        known = truth[[(c, y) in positions for c, y in zip(truth.campaign_id, truth.cycle, strict=True)]]
+        ax.plot(known.true_uplift, [positions[(c, y)] for c, y in zip(known.campaign_id, known.cycle, strict=True)],
+                "x", color="crimson", markersize=9, label="simulated truth")
+        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.02), ncol=2, fontsize=8, frameon=False)
     ax.axvline(0, color="grey", linewidth=1)
     ax.set_yticks(range(len(treated)), labels)
     ax.set_xlabel("uplift in retention, treatment - control (95% CI)")
@@ -136,8 +158,14 @@ def campaign_results_asset(context: dg.AssetExecutionContext, config: CampaignRe
         "retention_vs_acquisition_cost_ratio": costs.retention_vs_acquisition,
         "results": dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "_no campaign sent yet_"),
     }
+    truth = simulated_truth(results, members, os.environ.get("ALUMNI_GROUND_TRUTH", ""))
+    if truth is not None and len(truth):
+        metadata["simulated_truth"] = dg.MetadataValue.md(
+            "Synthetic association only: each dues reminder's true uplift in the generator's world.\n\n"
+            + truth.round(4).to_markdown(index=False))
+        metadata["truth_covered"] = f"{int(truth.covered.sum())} of {len(truth)}"
     if len(results.dropna(subset=["uplift"])):
-        metadata["uplift_by_campaign"] = dg.MetadataValue.md(markdown_image(uplift_plot_png(results), "uplift"))
+        metadata["uplift_by_campaign"] = dg.MetadataValue.md(markdown_image(uplift_plot_png(results, truth), "uplift"))
     context.log.info(f"campaign results: {len(results)} rows")
     return dg.MaterializeResult(metadata=metadata)
 

@@ -50,7 +50,7 @@ def evaluate(campaign: Campaign, warehouse: WarehouseResource, cursor: str | Non
         if not todo:
             return [], [f"no snapshot newer than {cursor}"], cursor
         for as_of in todo:
-            history = load_history(conn, as_of)
+            history = load_history(conn, as_of, campaign)
             own = load_ledger(conn, campaign.campaign_id, exclude_as_of=as_of)
             found = wave_candidates(campaign, history, own, as_of)
             if found.empty:

@@ -1,16 +1,21 @@
-"""Eventbrite events and attendees, loaded incrementally with `changed_since`."""
+"""Eventbrite events and attendees. Attendees come from the organisation-level listing: in full on a
+first load or a full refresh, otherwise only those changed since the last sync (`changed_since`, less an
+overlap), merged into raw.eventbrite_attendees by attendee_id."""
 
 import datetime as dt
 from datetime import timedelta
 
 import dagster as dg
+import pyarrow as pa
 
 from alumni_orchestration.defs.eventbrite.resources import EventbriteResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
+from alumni_orchestration.ingest.eventbrite import changed_since
 from alumni_orchestration.ingest.records import (
     RAW_DDL,
     flatten_eventbrite_attendees,
     flatten_eventbrite_events,
+    flatten_to_arrow,
 )
 from alumni_orchestration.lib.loads import (
     conservation_check,
@@ -31,7 +36,6 @@ from alumni_orchestration.warehouse import (
 EVENTS = dg.AssetKey([RAW_SCHEMA, "eventbrite_events"])
 ATTENDEES = dg.AssetKey([RAW_SCHEMA, "eventbrite_attendees"])
 OVERLAP = timedelta(days=1)  # re-read a day before the watermark: late updates are not lost
-ACTIVE_AFTER_EVENT = timedelta(days=60)  # attendees of older events no longer change
 
 
 class EventbriteLoadConfig(dg.Config):
@@ -73,38 +77,41 @@ def eventbrite_sync(
             watermark = conn.execute(
                 f"select max(changed_at) from {RAW_SCHEMA}.eventbrite_attendees"
             ).fetchone()[0]
-    since = (watermark - OVERLAP) if watermark else None
-    since_param = since.strftime("%Y-%m-%dT%H:%M:%SZ") if since else None
+    since_param = changed_since(watermark, OVERLAP, config.full_refresh)
 
     raw_events = list(client.events())
     events, bad_events = flatten_eventbrite_events(raw_events)
-    raw_attendees = []
-    for event in events:
-        if since and event["end_at"] and event["end_at"] < since - ACTIVE_AFTER_EVENT:
-            continue
-        raw_attendees.extend(client.attendees(event["event_id"], changed_since=since_param))
-    attendees, bad_attendees = flatten_eventbrite_attendees(raw_attendees)
+    # One organisation-level listing (only the changes since the last sync, on a nightly run), flattened
+    # page by page into a columnar table: the raw records are never all in memory.
+    attendees, bad_attendees, attendees_read = flatten_to_arrow(
+        client.organization_attendees(changed_since=since_param),
+        flatten_eventbrite_attendees,
+        RAW_DDL["eventbrite_attendees"],
+    )
+    attendees = attendees.append_column("listed", pa.array(range(attendees.num_rows), pa.int64()))
     window = f"changed_since {since_param}" if since_param else "full history"
     context.log.info(
-        f"Eventbrite: {len(raw_events)} events, {len(raw_attendees)} attendee records ({window})"
+        f"Eventbrite: {len(raw_events)} events, {attendees_read} attendee records ({window})"
     )
 
     partition = since_param or "full"
+    table = f"{RAW_SCHEMA}.eventbrite_attendees"
     with warehouse.write() as conn:
         conn.execute("begin transaction")
-        if config.full_refresh or not since:
-            conn.execute(f"drop table if exists {RAW_SCHEMA}.eventbrite_attendees")
+        if not since_param:
+            conn.execute(f"drop table if exists {table}")
             conn.execute(
                 "delete from raw.quarantine where asset_key in ('raw/eventbrite_events', 'raw/eventbrite_attendees')"
             )
         upsert_rows(conn, f"{RAW_SCHEMA}.eventbrite_events", RAW_DDL["eventbrite_events"], events, "event_id")
-        ensure_table(conn, f"{RAW_SCHEMA}.eventbrite_attendees", RAW_DDL["eventbrite_attendees"])
-        upsert_rows(
-            conn,
-            f"{RAW_SCHEMA}.eventbrite_attendees",
-            RAW_DDL["eventbrite_attendees"],
-            attendees,
-            "attendee_id",
+        ensure_table(conn, table, RAW_DDL["eventbrite_attendees"])
+        conn.register("new_attendees", attendees)
+        # Merge by attendee_id: the version listed last wins.
+        conn.execute(f"delete from {table} where attendee_id in (select attendee_id from new_attendees)")
+        conn.execute(
+            f"""insert into {table} by name
+                select * exclude (listed) from new_attendees
+                qualify row_number() over (partition by attendee_id order by listed desc) = 1"""
         )
         replace_quarantine(
             conn,
@@ -123,16 +130,13 @@ def eventbrite_sync(
             f"select count(*) from {RAW_SCHEMA}.eventbrite_events where event_id in (select unnest(?))",
             [[e["event_id"] for e in events]],
         ).fetchone()[0]
-        loaded_attendees = conn.execute(
-            f"select count(*) from {RAW_SCHEMA}.eventbrite_attendees where attendee_id in (select unnest(?))",
-            [[a["attendee_id"] for a in attendees]],
-        ).fetchone()[0]
-        total_attendees = conn.execute(f"select count(*) from {RAW_SCHEMA}.eventbrite_attendees").fetchone()[
-            0
-        ]
-        last_change = conn.execute(
-            f"select max(changed_at) from {RAW_SCHEMA}.eventbrite_attendees"
-        ).fetchone()[0]
+        loaded_attendees, total_attendees, last_change = conn.execute(
+            f"""select count(*) filter (where attendee_id in (select attendee_id from new_attendees)),
+                       count(*), max(changed_at)
+                from {table}"""
+        ).fetchall()[0]
+        distinct_attendees = conn.execute("select count(distinct attendee_id) from new_attendees").fetchall()[0][0]
+        conn.unregister("new_attendees")
 
     yield dg.MaterializeResult(
         asset_key=EVENTS,
@@ -143,7 +147,7 @@ def eventbrite_sync(
     yield dg.MaterializeResult(
         asset_key=ATTENDEES,
         metadata=load_metadata(
-            rows_read=len(raw_attendees),
+            rows_read=attendees_read,
             rows_loaded=loaded_attendees,
             quarantined=bad_attendees,
             window=window,
@@ -161,8 +165,8 @@ def eventbrite_sync(
     )
     yield conservation_check(
         ATTENDEES,
-        len(raw_attendees),
+        attendees_read,
         loaded_attendees,
         len(bad_attendees),
-        duplicates=len(attendees) - len({a["attendee_id"] for a in attendees}),
+        duplicates=attendees.num_rows - distinct_attendees,
     )

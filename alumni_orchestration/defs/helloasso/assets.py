@@ -1,19 +1,24 @@
 """HelloAsso forms (snapshot) and orders, items and payments (daily partitions, Europe/Paris)."""
 
 import datetime as dt
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from alumni_orchestration.defs.helloasso.resources import HelloAssoResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
-from alumni_orchestration.ingest.records import (
-    RAW_DDL,
-    flatten_helloasso_forms,
-    flatten_helloasso_orders,
-    flatten_helloasso_payments,
+from alumni_orchestration.ingest.helloasso import (
+    StagedWindow,
+    load_staged,
+    outside_window_quarantine,
+    stage_orders,
+    stage_payments,
+    window_summary,
 )
+from alumni_orchestration.ingest.records import RAW_DDL, flatten_helloasso_forms
 from alumni_orchestration.lib.loads import (
     conservation_check,
     conservation_spec,
@@ -26,7 +31,6 @@ from alumni_orchestration.warehouse import (
     WAREHOUSE_POOL,
     ensure_raw_schema,
     replace_all_rows,
-    replace_partition_rows,
     replace_quarantine,
     replace_quarantine_days,
 )
@@ -114,84 +118,66 @@ def helloasso_orders_daily(
     first_day, last_day = context.partition_key_range.start, context.partition_key_range.end
     date_from, date_to = paris_window(first_day, last_day)
     client = helloasso.client()
-    raw_orders = list(client.orders(date_from, date_to))
-    raw_payments = list(client.payments(date_from, date_to))
-    orders, items, bad_orders = flatten_helloasso_orders(raw_orders)
-    payments, bad_payments = flatten_helloasso_payments(raw_payments)
-    # Records outside the asked window are the provider's mistake: keep them out of these partitions.
-    in_window = [o for o in orders if first_day <= o["partition_date"].isoformat() <= last_day]
-    outside = {o["order_id"] for o in orders} - {o["order_id"] for o in in_window}
-    bad_orders += [
-        {
-            "source": "helloasso.orders",
-            "record_key": str(i),
-            "reason": "outside_requested_window",
-            "scope": "row",
-            "payload": "{}",
-        }
-        for i in sorted(outside)
-    ]
-    items = [i for i in items if i["order_id"] not in outside]
-    context.log.info(
-        f"HelloAsso {first_day}..{last_day}: {len(raw_orders)} orders, {len(raw_payments)} payments"
-    )
+    # Read and flatten without holding the warehouse, a chunk of pages in memory at a time, into Parquet
+    # files next to the warehouse; DuckDB then replaces the window's rows from them in a few statements.
+    Path(warehouse.path).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".helloasso-orders-", dir=Path(warehouse.path).parent) as tmp:
+        staged = StagedWindow(Path(tmp) / "orders.parquet", Path(tmp) / "items.parquet",
+                              Path(tmp) / "payments.parquet", first_day, last_day)
+        orders_read, bad_orders = stage_orders(client.orders(date_from, date_to), staged.orders, staged.items)
+        payments_read, bad_payments = stage_payments(client.payments(date_from, date_to), staged.payments)
+        summary = window_summary(staged)
+        bad_orders += outside_window_quarantine(summary.outside)
+        context.log.info(
+            f"HelloAsso {first_day}..{last_day}: {orders_read} orders, {payments_read} payments"
+        )
 
-    def with_days(bad: list[dict]) -> list[dict]:
-        return [{**b, "partition_key": first_day} for b in bad]
+        def with_days(bad: list[dict]) -> list[dict]:
+            return [{**b, "partition_key": first_day} for b in bad]
 
-    with warehouse.write() as conn:
-        ensure_raw_schema(conn)
-        conn.execute("begin transaction")
-        for name, rows in (
-            ("helloasso_orders", in_window),
-            ("helloasso_items", items),
-            ("helloasso_payments", payments),
-        ):
-            replace_partition_rows(
-                conn, f"{RAW_SCHEMA}.{name}", RAW_DDL[name], rows, "partition_date", first_day, last_day
+        with warehouse.write() as conn:
+            ensure_raw_schema(conn)
+            conn.execute("begin transaction")
+            load_staged(conn, RAW_SCHEMA, staged)
+            replace_quarantine_days(
+                conn, "raw/helloasso_orders", first_day, last_day, quarantine_frame(with_days(bad_orders))
             )
-        replace_quarantine_days(
-            conn, "raw/helloasso_orders", first_day, last_day, quarantine_frame(with_days(bad_orders))
-        )
-        replace_quarantine_days(
-            conn, "raw/helloasso_payments", first_day, last_day, quarantine_frame(with_days(bad_payments))
-        )
-        conn.execute("commit")
-        counts = {
-            name: conn.execute(
-                f"select count(*) from {RAW_SCHEMA}.{name} where partition_date between ? and ?",
-                [first_day, last_day],
-            ).fetchone()[0]
-            for name in ("helloasso_orders", "helloasso_items", "helloasso_payments")
-        }
+            replace_quarantine_days(
+                conn, "raw/helloasso_payments", first_day, last_day, quarantine_frame(with_days(bad_payments))
+            )
+            conn.execute("commit")
+            counts = {
+                name: conn.execute(
+                    f"select count(*) from {RAW_SCHEMA}.{name} where partition_date between ? and ?",
+                    [first_day, last_day],
+                ).fetchone()[0]
+                for name in ("helloasso_orders", "helloasso_items", "helloasso_payments")
+            }
     window = f"{first_day} .. {last_day} (Europe/Paris)"
-    last_order = max((o["order_at"] for o in in_window), default=None)
     yield dg.MaterializeResult(
         asset_key=ORDERS,
         metadata=load_metadata(
-            rows_read=len(raw_orders),
+            rows_read=orders_read,
             rows_loaded=counts["helloasso_orders"],
             quarantined=bad_orders,
             window=window,
-            last_event_time=last_order,
+            last_event_time=summary.last_order_at,
         ),
     )
     yield dg.MaterializeResult(
         asset_key=ITEMS,
         metadata=load_metadata(
-            rows_read=len(items), rows_loaded=counts["helloasso_items"], quarantined=[], window=window
+            rows_read=summary.items_kept, rows_loaded=counts["helloasso_items"], quarantined=[], window=window
         ),
     )
     yield dg.MaterializeResult(
         asset_key=PAYMENTS,
         metadata=load_metadata(
-            rows_read=len(raw_payments),
+            rows_read=payments_read,
             rows_loaded=counts["helloasso_payments"],
             quarantined=bad_payments,
             window=window,
         ),
     )
-    yield conservation_check(
-        ORDERS, len(raw_orders), counts["helloasso_orders"], len(bad_orders)
-    )
-    yield conservation_check(PAYMENTS, len(raw_payments), counts["helloasso_payments"], len(bad_payments))
+    yield conservation_check(ORDERS, orders_read, counts["helloasso_orders"], len(bad_orders))
+    yield conservation_check(PAYMENTS, payments_read, counts["helloasso_payments"], len(bad_payments))

@@ -1,19 +1,21 @@
 """Scores: the dues propensity model and every current member's scores (schema `scoring`)."""
 
 import datetime as dt
+import tempfile
 from pathlib import Path
 
 import dagster as dg
 import joblib
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from alumni_orchestration.defs.scoring.resources import ScoringResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.partitions import daily_partitions, run_as_of
-from alumni_orchestration.scoring.dues_model import fit_dues_model, training_data_hash
-from alumni_orchestration.scoring.engagement import engagement_as_of
+from alumni_orchestration.scoring.dues_model import fit_dues_model, require_two_cycles, training_data_hash
 from alumni_orchestration.scoring.features import complete_cycles, point_in_time_features, training_set
+from alumni_orchestration.scoring.history import ACTIVITY_COLUMNS, HISTORY_COLUMNS, score_history
 from alumni_orchestration.scoring.plots import distribution_by_segment_png, markdown_image
 from alumni_orchestration.warehouse import WAREHOUSE_POOL
 
@@ -28,13 +30,16 @@ AMBASSADOR_SHARE = 0.16
 CURRENT = ("active", "lapsed")
 
 
+MEMBERS_QUERY = ("select member_id, birth_date, graduation_year, joined_on, left_on, consent_email, consent_newsletter, "
+                 "email_status from staging.stg_membership__members")
+
+
 def _inputs(warehouse: WarehouseResource) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     with warehouse.read() as conn:
-        activity = conn.execute("select * from marts.member_activity_daily").df()
-        dues = conn.execute("select * from marts.dues_history").df()
-        members = conn.execute(
-            "select member_id, birth_date, graduation_year, joined_on, left_on, consent_email, consent_newsletter, "
-            "email_status from staging.stg_membership__members").df()
+        activity = conn.execute(f"select {', '.join(ACTIVITY_COLUMNS)} from marts.member_activity_daily").df()
+        dues = conn.execute("select member_id, dues_year, paid, tier, first_paid_on, lifetime_covered "
+                            "from marts.dues_history").df()
+        members = conn.execute(MEMBERS_QUERY).df()
     return activity, dues, members
 
 
@@ -77,6 +82,7 @@ def dues_propensity_model(context: dg.AssetExecutionContext, warehouse: Warehous
     data = training_set(activity, dues, members, cycles)
     model_dir = Path(scoring.model_dir) / "dues_propensity"
     model_dir.mkdir(parents=True, exist_ok=True)
+    require_two_cycles(data)  # a plain sentence when the history is too short, before anything else
     # The training set changes when a dues cycle completes, not every night: refit only then.
     saved = saved_model_for(model_dir, training_data_hash(data), scoring.seed)
     if saved:
@@ -250,49 +256,46 @@ def member_score_history(context: dg.AssetExecutionContext, warehouse: Warehouse
     horizon = days[-1] - dt.timedelta(days=scoring.history_days)
     computed = [day for day in days if day > horizon]
     saved = latest_model(scoring.model_dir)
-    activity, dues, members = _inputs(warehouse)
+    as_ofs = [day + dt.timedelta(days=1) for day in computed]
+    current_ids = f"select member_id from marts.member_profile where status in {CURRENT}"
     with warehouse.read() as conn:
-        roles = conn.execute("select * from staging.stg_membership__volunteer_roles").df()
-        memberships = conn.execute("select * from staging.stg_membership__group_memberships").df()
-        profile = conn.execute("select member_id, segment, status, consent_newsletter, email_status "
-                               "from marts.member_profile").df()
-    current = profile[profile.status.isin(CURRENT)]
-    frames = []
-    for day in computed:
-        as_of = day + dt.timedelta(days=1)
-        engagement = engagement_as_of(activity, roles, memberships, current, as_of)
-        features = point_in_time_features(activity, dues, members, day).reindex(engagement.index)
-        known = features.dropna(subset=saved["columns"])
-        propensity = pd.Series(saved["model"].predict_proba(known[saved["columns"]].to_numpy(dtype=float))[:, 1],
-                               index=known.index)
-        paid = dues[(dues.dues_year == as_of.year) & dues.paid & (pd.to_datetime(dues.first_paid_on) <= pd.Timestamp(day))]
-        frames.append(pd.DataFrame({
-            "member_id": engagement.index, "as_of": as_of, "segment": engagement.segment.to_numpy(),
-            "engagement_score": engagement.engagement_index.round(2).to_numpy(),
-            "engagement_percentile": engagement.engagement_index.rank(pct=True).round(4).to_numpy(),
-            "dues_propensity": propensity.reindex(engagement.index).to_numpy(),
-            "paid_current_cycle": engagement.index.isin(list(set(paid.member_id))),
-            "model_version": saved["version"],
-        }))
-    history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["member_id", "as_of", "segment", "engagement_score", "engagement_percentile", "dues_propensity",
-                 "paid_current_cycle", "model_version"])
-    with warehouse.write() as conn:
-        conn.execute(f"create schema if not exists {SCHEMA}")
-        conn.execute(f"""create table if not exists {SCHEMA}.member_score_history (member_id integer, as_of date,
-            segment varchar, engagement_score double, engagement_percentile double, dues_propensity double,
-            paid_current_cycle boolean, model_version varchar)""")
-        conn.execute("begin transaction")
-        as_ofs = [day + dt.timedelta(days=1) for day in computed]
-        conn.execute(f"delete from {SCHEMA}.member_score_history where as_of in (select unnest(?))", [as_ofs])
-        conn.register("new_history", history)
-        conn.execute(f"insert into {SCHEMA}.member_score_history by name select * from new_history")
-        conn.execute("commit")
+        # Only what the snapshots use: current members' activity up to the last day, their paid dues.
+        activity = conn.execute(f"select {', '.join(ACTIVITY_COLUMNS)} from marts.member_activity_daily "
+                                f"where activity_date <= ? and member_id in ({current_ids})",
+                                [max(as_ofs, default=dt.date.min)]).df()
+        dues = conn.execute("select member_id, dues_year, paid, tier, first_paid_on from marts.dues_history "
+                            f"where paid and member_id in ({current_ids})").df()
+        members = conn.execute(MEMBERS_QUERY).df()
+        roles = conn.execute("select member_id, started_on, ended_on from staging.stg_membership__volunteer_roles").df()
+        memberships = conn.execute("select member_id, is_leader, left_on from staging.stg_membership__group_memberships").df()
+        current = conn.execute("select member_id, segment, consent_newsletter, email_status from marts.member_profile "
+                               f"where status in {CURRENT}").df()
+    snapshots = score_history(activity, roles, memberships, current, dues, members, computed, saved["model"],
+                              saved["columns"], saved["version"])
+    rows = 0
+    with tempfile.TemporaryDirectory(prefix="score_history_") as spill:
+        # One day at a time to Parquet, then into the warehouse in one transaction: memory holds one day, and
+        # the warehouse is locked for the insert only.
+        with threadpool_limits(limits=scoring.predict_threads):
+            for i, snapshot in enumerate(snapshots):
+                snapshot.to_parquet(Path(spill) / f"{i:05d}.parquet", index=False)
+                rows += len(snapshot)
+        with warehouse.write() as conn:
+            conn.execute(f"create schema if not exists {SCHEMA}")
+            conn.execute(f"""create table if not exists {SCHEMA}.member_score_history (member_id integer, as_of date,
+                segment varchar, engagement_score double, engagement_percentile double, dues_propensity double,
+                paid_current_cycle boolean, model_version varchar)""")
+            conn.execute("begin transaction")
+            conn.execute(f"delete from {SCHEMA}.member_score_history where as_of in (select unnest(?))", [as_ofs])
+            if computed:
+                conn.execute(f"insert into {SCHEMA}.member_score_history by name "
+                             f"select {', '.join(HISTORY_COLUMNS)} from read_parquet(?)", [str(Path(spill) / "*.parquet")])
+            conn.execute("commit")
     skipped = len(days) - len(computed)
     context.log.info(f"score history: {len(computed)} days computed, {skipped} older than the {scoring.history_days}-day "
                      "horizon left as they were")
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(history), "days_computed": len(computed),
+        "dagster/row_count": rows, "days_computed": len(computed),
         "days_outside_horizon": skipped, "horizon_days": scoring.history_days,
         "window": f"{days[0]} .. {days[-1]} (as of the next morning)", "model_version": saved["version"],
     })

@@ -1,14 +1,16 @@
 """SendGrid: suppressions (snapshot through the API) and Event Webhook events (daily, from the landing)."""
 
 import datetime as dt
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 
 from alumni_orchestration.defs.sendgrid.resources import SendGridResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
-from alumni_orchestration.ingest.records import RAW_DDL, flatten_sendgrid_event
+from alumni_orchestration.ingest.records import RAW_DDL
+from alumni_orchestration.ingest.sendgrid_events import stage_events
 from alumni_orchestration.ingest.sendgrid_suppressions import GLOBAL_LISTS
 from alumni_orchestration.lib.loads import (
     conservation_check,
@@ -27,10 +29,9 @@ from alumni_orchestration.warehouse import (
     replace_quarantine,
     replace_quarantine_days,
 )
-from alumni_orchestration.webhook.landing import Landing, read_day_events
+from alumni_orchestration.webhook.landing import Landing
 
 SUPPRESSIONS = dg.AssetKey([RAW_SCHEMA, "sendgrid_suppressions"])
-SENDGRID_EVENT_COLUMNS = [line.split()[0] for line in RAW_DDL["sendgrid_events"].split(",")]
 SUPPRESSIONS_DDL = """
     email varchar, kind varchar, group_id integer, group_name varchar, reason varchar, status varchar,
     created_at timestamp"""
@@ -124,44 +125,37 @@ EVENTS = dg.AssetKey([RAW_SCHEMA, "sendgrid_events"])
 def sendgrid_events(context: dg.AssetExecutionContext, sendgrid: SendGridResource, warehouse: WarehouseResource):
     landing = Landing(sendgrid.webhook_landing)
     days = list(context.partition_keys)
-    rows: list[dict] = []
-    quarantined: list[dict] = []
-    read = duplicates = 0
-    batches = 0
-    for day in days:
-        events, bad, stats = read_day_events(landing, day)
-        batches += stats.batches
-        read += stats.events_read
-        duplicates += stats.duplicates
-        day_date = dt.date.fromisoformat(day)
-        for event in events:
-            rows.append(flatten_sendgrid_event(event, day_date, event.get("_batch", "")))
-        quarantined += [{**q, "scope": "row", "partition_key": day} for q in bad]
     first_day, last_day = days[0], days[-1]
-    with warehouse.write() as conn:
-        ensure_raw_schema(conn)
-        conn.execute("begin transaction")
-        table = f"{RAW_SCHEMA}.sendgrid_events"
-        ensure_table(conn, table, RAW_DDL["sendgrid_events"])
-        conn.execute(f"delete from {table} where partition_date between ? and ?", [first_day, last_day])
-        frame = pd.DataFrame.from_records(rows, columns=SENDGRID_EVENT_COLUMNS)
-        conn.register("new_events", frame)
-        # An event already loaded under an earlier day stays there; one loaded under a later day moves here.
-        earlier = conn.execute(
-            f"select count(*) from new_events n join {table} t using (sg_event_id) where t.partition_date < ?",
-            [first_day]).fetchone()[0]
-        conn.execute(f"delete from {table} where partition_date > ? and sg_event_id in (select sg_event_id from new_events)",
-                     [last_day])
-        conn.execute(f"""insert into {table} by name select n.* from new_events n
-                         where n.sg_event_id not in (select sg_event_id from {table} where partition_date < ?)""",
-                     [first_day])
-        conn.unregister("new_events")
-        replace_quarantine_days(conn, "raw/sendgrid_events", first_day, last_day, quarantine_frame(quarantined))
-        conn.execute("commit")
-        loaded = conn.execute(f"select count(*) from {table} where partition_date between ? and ?",
-                              [first_day, last_day]).fetchone()[0]
-        last_event = conn.execute(f"select max(event_at) from {table} where partition_date between ? and ?",
-                                  [first_day, last_day]).fetchone()[0]
+    # Read and flatten without holding the warehouse, one day in memory at a time, into a Parquet file
+    # next to the warehouse; DuckDB then merges it in a few statements.
+    Path(warehouse.path).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".sendgrid-events-", dir=Path(warehouse.path).parent) as tmp:
+        staged_path = Path(tmp) / "events.parquet"
+        staged = stage_events(landing, days, staged_path)
+        read, duplicates, batches, quarantined = staged.events_read, staged.duplicates, staged.batches, staged.quarantined
+        with warehouse.write() as conn:
+            ensure_raw_schema(conn)
+            conn.execute("begin transaction")
+            table = f"{RAW_SCHEMA}.sendgrid_events"
+            ensure_table(conn, table, RAW_DDL["sendgrid_events"])
+            conn.execute(f"delete from {table} where partition_date between ? and ?", [first_day, last_day])
+            source = str(staged_path).replace("'", "''")
+            conn.execute(f"create or replace temp view new_events as select * from read_parquet('{source}')")
+            # An event already loaded under an earlier day stays there; one loaded under a later day moves here.
+            earlier = conn.execute(
+                f"select count(*) from new_events n join {table} t using (sg_event_id) where t.partition_date < ?",
+                [first_day]).fetchone()[0]
+            conn.execute(f"delete from {table} where partition_date > ? and sg_event_id in (select sg_event_id from new_events)",
+                         [last_day])
+            conn.execute(f"""insert into {table} by name select n.* from new_events n
+                             where n.sg_event_id not in (select sg_event_id from {table} where partition_date < ?)""",
+                         [first_day])
+            conn.execute("drop view new_events")
+            replace_quarantine_days(conn, "raw/sendgrid_events", first_day, last_day, quarantine_frame(quarantined))
+            conn.execute("commit")
+            loaded, last_event = conn.execute(
+                f"select count(*), max(event_at) from {table} where partition_date between ? and ?",
+                [first_day, last_day]).fetchone()
     context.log.info(f"SendGrid events {first_day}..{last_day}: {batches} batches, {read} events read")
     yield dg.MaterializeResult(metadata=load_metadata(
         rows_read=read, rows_loaded=loaded, quarantined=quarantined, window=f"{first_day} .. {last_day} (Europe/Paris)",

@@ -1,14 +1,14 @@
 -- Every identity a provider shows us, one row per record: who SendGrid mailed, who registered on
 -- Eventbrite, who bought or paid on HelloAsso. Matched to members in int_members_identity_resolved.
 with sendgrid as (
-    select distinct
+    select
         'sendgrid_recipient' as source,
         email as record_key,
         email,
         cast(null as varchar) as name_key,
         cast(null as integer) as promo,
         cast(null as bigint) as order_id
-    from {{ ref('stg_sendgrid__events') }}
+    from {{ ref('stg_sendgrid__recipients') }}
     where email is not null
 ),
 

@@ -12,13 +12,12 @@ with identity as (
 emails as (
     select
         i.member_id,
-        e.event_date as activity_date,
-        case e.event when 'open' then 'opens' else 'clicks' end as signal,
+        e.activity_date,
+        e.signal,
         0.0 as amount_eur,
-        e.url_topic as topic
-    from {{ ref('stg_sendgrid__events') }} as e
+        e.topic
+    from {{ ref('int_email_interactions_filtered') }} as e
     inner join identity as i on i.source = 'sendgrid_recipient' and e.email = i.record_key
-    where (e.event = 'open' and not e.is_machine_open) or e.event = 'click'
 ),
 
 eventbrite_registrations as (

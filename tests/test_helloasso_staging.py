@@ -1,0 +1,158 @@
+"""HelloAsso orders, items and payments staged a chunk of pages at a time to Parquet, then loaded: exactly
+the rows, quarantine and counts of flattening the whole window in memory and loading it row by row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from alumni_orchestration.ingest.helloasso import (
+    StagedWindow,
+    load_staged,
+    outside_window_quarantine,
+    stage_orders,
+    stage_payments,
+    window_summary,
+)
+from alumni_orchestration.ingest.records import RAW_DDL, flatten_helloasso_orders, flatten_helloasso_payments
+from alumni_orchestration.warehouse import replace_partition_rows
+
+FIRST, LAST = "2025-01-01", "2025-01-31"
+TABLES = ("helloasso_orders", "helloasso_items", "helloasso_payments")
+
+
+def _order(i: int, date: str | None, items: int = 1, **extra) -> dict:
+    return {
+        "id": i, "date": date, "formSlug": f"form-{i % 3}", "formType": "Event" if i % 2 else "Membership",
+        "payer": {"email": f"p{i}@x.fr", "firstName": "Ana", "lastName": f"N{i}"},
+        "amount": {"total": 1000 + i}, "meta": {"updatedAt": "2025-01-15T10:00:00.1234567+01:00"},
+        "items": [{"id": i * 10 + k, "type": "Registration", "state": "Processed", "amount": 500, "name": "Ticket",
+                   "user": {"firstName": "U", "lastName": f"L{k}"},
+                   "customFields": [{"name": "Email", "answer": f"u{i}{k}@x.fr"}, {"name": "Promo", "answer": "2010"}]}
+                  for k in range(items)],
+        **extra,
+    }
+
+
+def _records() -> tuple[list, list]:
+    orders = [_order(i, f"2025-01-{1 + i % 28:02d}T12:00:00Z", items=i % 3) for i in range(1, 40)]
+    orders += [
+        {"date": "2025-01-03T10:00:00Z"},  # missing id
+        "not a dict",
+        _order(100, "not a date"),
+        _order(101, None),
+        _order(102, "2024-12-31T22:30:00Z"),  # 2024-12-31 23:30 in Paris: outside
+        _order(103, "2024-12-31T23:30:00Z"),  # 2025-01-01 00:30 in Paris: inside
+        _order(104, "2025-02-03T09:00:00Z", items=2),  # outside, after
+        _order(105, "2025-01-31T23:10:00Z"),  # 2025-02-01 00:10 in Paris: outside
+        _order(5, "2024-11-02T09:00:00Z", items=2),  # same id as an order inside the window
+        {**_order(106, "2025-01-09T09:00:00Z"), "items": [{"type": "Donation"}, None, {"id": 1061, "amount": None}]},
+        _order(107, "2025-01-10T09:00:00.123456789Z", meta=None, payer=None, amount=None),
+        _order(108, "2025-01-11T09:00:00+05:00", formSlug=4242),  # a number where text is expected
+    ]
+    payments = [{"id": 9000 + i, "date": f"2025-01-{1 + i % 28:02d}T08:00:00Z", "amount": 700 + i, "state": "Authorized",
+                 "type": "Offline" if i % 5 == 0 else "Card", "paymentMeans": "Card", "order": {"id": i}}
+                for i in range(1, 30)]
+    payments += [
+        {"date": "2025-01-02T00:00:00Z"}, 7, {"id": 9100, "date": "bad"},
+        {"id": 9101, "date": "2025-03-01T00:00:00Z", "amount": 5, "order": None},  # outside, loaded as before
+        {"id": 9102, "date": "2025-01-05T00:00:00Z", "amount": None, "order": {"id": None}, "state": 3},
+    ]
+    return orders, payments
+
+
+def _old_load(conn: duckdb.DuckDBPyConnection, raw_orders: list, raw_payments: list) -> dict:
+    """What helloasso_orders_daily did before staging: everything in memory, loaded row by row."""
+    orders, items, bad_orders = flatten_helloasso_orders(raw_orders)
+    payments, bad_payments = flatten_helloasso_payments(raw_payments)
+    in_window = [o for o in orders if FIRST <= o["partition_date"].isoformat() <= LAST]
+    outside = {o["order_id"] for o in orders} - {o["order_id"] for o in in_window}
+    bad_orders += [{"source": "helloasso.orders", "record_key": str(i), "reason": "outside_requested_window",
+                    "scope": "row", "payload": "{}"} for i in sorted(outside)]
+    items = [i for i in items if i["order_id"] not in outside]
+    for name, rows in zip(TABLES, (in_window, items, payments), strict=True):
+        replace_partition_rows(conn, f"raw.{name}", RAW_DDL[name], rows, "partition_date", FIRST, LAST)
+    return {"orders_read": len(raw_orders), "payments_read": len(raw_payments), "bad_orders": bad_orders,
+            "bad_payments": bad_payments, "items_read": len(items),
+            "last_order": max((o["order_at"] for o in in_window), default=None)}
+
+
+def _new_load(conn: duckdb.DuckDBPyConnection, raw_orders: list, raw_payments: list, tmp: Path, chunk: int) -> dict:
+    staged = StagedWindow(tmp / "o.parquet", tmp / "i.parquet", tmp / "p.parquet", FIRST, LAST)
+    orders_read, bad_orders = stage_orders(iter(raw_orders), staged.orders, staged.items, chunk_size=chunk)
+    payments_read, bad_payments = stage_payments(iter(raw_payments), staged.payments, chunk_size=chunk)
+    summary = window_summary(staged)
+    bad_orders += outside_window_quarantine(summary.outside)
+    load_staged(conn, "raw", staged)
+    return {"orders_read": orders_read, "payments_read": payments_read, "bad_orders": bad_orders,
+            "bad_payments": bad_payments, "items_read": summary.items_kept, "last_order": summary.last_order_at}
+
+
+def _tables(conn: duckdb.DuckDBPyConnection) -> dict:
+    """Each table's columns and rows (a table has no row order: sorted)."""
+    return {t: (conn.execute(f"describe raw.{t}").fetchall(),
+                conn.execute(f"select * from raw.{t} order by all").fetchall()) for t in TABLES}
+
+
+def _warehouse(path: Path) -> duckdb.DuckDBPyConnection:
+    conn = duckdb.connect(str(path))
+    conn.execute("create schema raw")
+    # Rows of other days stay; rows of the window are replaced.
+    for name in TABLES:
+        conn.execute(f"create table raw.{name} ({RAW_DDL[name]})")
+    conn.execute("insert into raw.helloasso_orders (order_id, partition_date) values (1, '2024-06-01'), (2, '2025-01-05')")
+    conn.execute("insert into raw.helloasso_payments (payment_id, partition_date) values (1, '2025-01-05')")
+    return conn
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 5_000])
+def test_staged_load_gives_the_rows_quarantine_and_counts_of_the_in_memory_load(tmp_path: Path, chunk: int) -> None:
+    raw_orders, raw_payments = _records()
+    with _warehouse(tmp_path / "old.duckdb") as old, _warehouse(tmp_path / "new.duckdb") as new:
+        expected = _old_load(old, raw_orders, raw_payments)
+        got = _new_load(new, raw_orders, raw_payments, tmp_path, chunk)
+        assert got == expected
+        assert _tables(new) == _tables(old)
+    reasons = {(b["source"], b["reason"]) for b in got["bad_orders"]}
+    assert reasons == {("helloasso.orders", "missing_id"), ("helloasso.orders", "invalid_date"),
+                       ("helloasso.items", "missing_id"), ("helloasso.orders", "outside_requested_window")}
+    assert [b["record_key"] for b in got["bad_orders"] if b["reason"] == "outside_requested_window"] == \
+        ["102", "104", "105"]  # order 5 is also dated inside: kept, with all of its items
+    assert {b["reason"] for b in got["bad_payments"]} == {"missing_id", "invalid_date"}
+
+
+def test_an_empty_window_stages_and_loads_nothing(tmp_path: Path) -> None:
+    with _warehouse(tmp_path / "w.duckdb") as conn:
+        got = _new_load(conn, [], [], tmp_path, 100)
+        assert got == {"orders_read": 0, "payments_read": 0, "bad_orders": [], "bad_payments": [], "items_read": 0,
+                       "last_order": None}
+        assert conn.execute("select count(*) from raw.helloasso_orders").fetchone()[0] == 1  # 2024-06-01 stays
+        assert conn.execute("select count(*) from raw.helloasso_payments").fetchone()[0] == 0
+
+
+def test_staging_consumes_the_records_a_chunk_at_a_time(tmp_path: Path) -> None:
+    raw_orders, _ = _records()
+    consumed: list[int] = []
+
+    def pages():
+        for n, record in enumerate(raw_orders, 1):
+            consumed.append(n)
+            yield record
+
+    written: list[int] = []
+    import alumni_orchestration.ingest.helloasso as module
+
+    original = module.flatten_helloasso_orders
+
+    def spy(chunk):
+        written.append(len(chunk))
+        return original(chunk)
+
+    module.flatten_helloasso_orders = spy
+    try:
+        read, _ = stage_orders(pages(), tmp_path / "o.parquet", tmp_path / "i.parquet", chunk_size=10)
+    finally:
+        module.flatten_helloasso_orders = original
+    assert read == len(raw_orders) and max(written) == 10 and sum(written) == read

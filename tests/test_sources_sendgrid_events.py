@@ -1,0 +1,91 @@
+"""SendGrid webhook events, read a day at a time and flattened column by column: the same events,
+quarantine, counts and raw rows as the row by row path (read_day_events + flatten_sendgrid_event)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+
+from alumni_orchestration.ingest.records import RAW_DDL, flatten_sendgrid_event
+from alumni_orchestration.ingest.sendgrid_events import COLUMNS, events_table, read_day, stage_events
+from alumni_orchestration.webhook.landing import Landing, read_day_events
+
+DAY = "2026-11-20"
+T = 1_763_650_000
+
+
+def _event(n: int, **fields) -> dict:
+    return {"sg_event_id": f"e{n}", "event": "delivered", "timestamp": T + n, "email": f"m{n}@example.org",
+            "sg_message_id": f"m{n}.filter", "member_id": str(n), "campaign_id": "reengagement"} | fields
+
+
+def _landing(tmp_path: Path) -> Landing:
+    landing = Landing(tmp_path / "landing")
+    first = [_event(1, category="newsletter"), _event(2, event="click", url="https://x.fr/é", url_offset={"index": 2},
+                                                       category=["a", "b"], useragent="UA", ip="1.2.3.4"),
+             _event(3, event="bounce", type="blocked", reason=550, status="5.1.1"),
+             _event(4, event="group_unsubscribe", asm_group_id="12", source_list="prix-été"),
+             _event(5, event="open", sg_machine_open=True, asm_group_id=True, category=[1, "x"]),
+             _event(1), {"event": "open", "timestamp": T}, _event(6, event="teleported"), "not an event",
+             _event(7, timestamp="soon"), _event(8, cycle=2026, arm="treatment", url_offset="3")]
+    landing.write_batch(DAY, "100-a.json", json.dumps(first, ensure_ascii=False).encode())
+    landing.write_batch(DAY, "200-b.json", b"[{\"sg_event_id\": \"e2\", \"event\": \"open\", \"timestamp\": 1763650009}, "
+                                           b"{\"sg_event_id\": \"e9\", \"event\": \"open\", \"timestamp\": 1763650009, "
+                                           b"\"score\": NaN}]")  # NaN: json reads it, orjson does not
+    landing.write_batch(DAY, "300-c.json", b"{not json")
+    landing.write_batch(DAY, "400-d.json", json.dumps([_event(10, email=42)]).encode())  # an email that is a number
+    return landing
+
+
+def test_read_day_gives_the_events_quarantine_and_counts_of_read_day_events(tmp_path: Path) -> None:
+    landing = _landing(tmp_path)
+    events, rejected, stats = read_day_events(landing, DAY)
+    day = read_day(landing, DAY)
+    assert [{**e, "_batch": b} for e, b in zip(day.events, day.batches, strict=True)] == events
+    assert day.rejected == rejected and day.stats == stats
+    assert stats.conserved() and stats.duplicates == 2 and stats.batches == 4
+    assert dict(stats.quarantined) == {"missing_sg_event_id": 1, "unknown_event_type": 1, "not_an_object": 1,
+                                       "invalid_timestamp": 1, "malformed_json": 1}
+
+
+def _typed(frame) -> list[tuple]:
+    """Rows as the warehouse stores them: inserted by name into the raw table's DDL."""
+    with duckdb.connect() as conn:
+        conn.execute(f"create table t ({RAW_DDL['sendgrid_events']})")
+        conn.register("f", frame)
+        conn.execute("insert into t by name select * from f")
+        return conn.execute("select * from t order by sg_event_id").fetchall()
+
+
+def test_the_columnar_rows_are_those_of_flatten_sendgrid_event(tmp_path: Path) -> None:
+    landing = _landing(tmp_path)
+    events, _, _ = read_day_events(landing, DAY)
+    date = dt.date.fromisoformat(DAY)
+    expected = _typed(pd.DataFrame.from_records([flatten_sendgrid_event(e, date, e["_batch"]) for e in events],
+                                                columns=COLUMNS))
+    day = read_day(landing, DAY)
+    assert _typed(events_table(day)) == expected  # a day with a numeric email: the row by row path
+    clean = read_day(landing, DAY)
+    keep = [i for i, e in enumerate(clean.events) if not isinstance(e.get("email"), int)]
+    clean.events, clean.batches = [clean.events[i] for i in keep], [clean.batches[i] for i in keep]
+    assert len(clean.events) == len(expected) - 1
+    assert _typed(events_table(clean)) == [row for row in expected if row[0] != "e10"]  # the columnar path
+    row = {r[0]: r for r in expected}["e4"]
+    assert row[COLUMNS.index("asm_group_id")] == 12 and "prix-été" in row[COLUMNS.index("custom_args")]
+
+
+def test_staging_writes_every_day_and_counts_like_the_day_reader(tmp_path: Path) -> None:
+    landing = _landing(tmp_path)
+    landing.write_batch("2026-11-21", "500-e.json", json.dumps([_event(20), _event(21)]).encode())
+    staged = stage_events(landing, [DAY, "2026-11-21", "2026-11-22"], tmp_path / "events.parquet")
+    table = pq.read_table(tmp_path / "events.parquet")
+    assert table.num_rows == staged.events_kept == 8 + 2
+    assert staged.events_read == staged.events_kept + staged.duplicates + len(staged.quarantined)
+    assert {q["partition_key"] for q in staged.quarantined} == {DAY}
+    assert all(q["scope"] == "row" for q in staged.quarantined)
+    assert sorted(set(table.column("partition_date").to_pylist())) == [dt.date(2026, 11, 20), dt.date(2026, 11, 21)]
