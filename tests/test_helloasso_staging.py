@@ -57,22 +57,28 @@ def _records() -> tuple[list, list]:
                 for i in range(1, 30)]
     payments += [
         {"date": "2025-01-02T00:00:00Z"}, 7, {"id": 9100, "date": "bad"},
-        {"id": 9101, "date": "2025-03-01T00:00:00Z", "amount": 5, "order": None},  # outside, loaded as before
+        {"id": 9101, "date": "2025-03-01T00:00:00Z", "amount": 5, "order": None},  # outside: quarantined
+        {"id": 9001, "date": "2024-12-31T22:59:00Z", "amount": 5, "order": None},  # 23:59 in Paris, an inside id: outside
         {"id": 9102, "date": "2025-01-05T00:00:00Z", "amount": None, "order": {"id": None}, "state": 3},
     ]
     return orders, payments
 
 
 def _old_load(conn: duckdb.DuckDBPyConnection, raw_orders: list, raw_payments: list) -> dict:
-    """What helloasso_orders_daily did before staging: everything in memory, loaded row by row."""
+    """The in-memory reference for staging: everything in memory, loaded row by row. A record dated outside the
+    window is quarantined, an order with its items."""
     orders, items, bad_orders = flatten_helloasso_orders(raw_orders)
     payments, bad_payments = flatten_helloasso_payments(raw_payments)
     in_window = [o for o in orders if FIRST <= o["partition_date"].isoformat() <= LAST]
-    outside = {o["order_id"] for o in orders} - {o["order_id"] for o in in_window}
-    bad_orders += [{"source": "helloasso.orders", "record_key": str(i), "reason": "outside_requested_window",
-                    "scope": "row", "payload": "{}"} for i in sorted(outside)]
-    items = [i for i in items if i["order_id"] not in outside]
-    for name, rows in zip(TABLES, (in_window, items, payments), strict=True):
+    bad_orders += [{"source": "helloasso.orders", "record_key": str(o["order_id"]), "reason": "outside_requested_window",
+                    "scope": "row", "payload": "{}"}
+                   for o in sorted(orders, key=lambda o: o["order_id"]) if o not in in_window]
+    items = [i for i in items if FIRST <= i["partition_date"].isoformat() <= LAST]
+    paid_in_window = [p for p in payments if FIRST <= p["partition_date"].isoformat() <= LAST]
+    bad_payments += [{"source": "helloasso.payments", "record_key": str(p["payment_id"]),
+                      "reason": "outside_requested_window", "scope": "row", "payload": "{}"}
+                     for p in sorted(payments, key=lambda p: p["payment_id"]) if p not in paid_in_window]
+    for name, rows in zip(TABLES, (in_window, items, paid_in_window), strict=True):
         replace_partition_rows(conn, f"raw.{name}", RAW_DDL[name], rows, "partition_date", FIRST, LAST)
     return {"orders_read": len(raw_orders), "payments_read": len(raw_payments), "bad_orders": bad_orders,
             "bad_payments": bad_payments, "items_read": len(items),
@@ -85,6 +91,7 @@ def _new_load(conn: duckdb.DuckDBPyConnection, raw_orders: list, raw_payments: l
     payments_read, bad_payments = stage_payments(iter(raw_payments), staged.payments, chunk_size=chunk)
     summary = window_summary(staged)
     bad_orders += outside_window_quarantine(summary.outside)
+    bad_payments += outside_window_quarantine(summary.payments_outside, "helloasso.payments")
     load_staged(conn, "raw", staged)
     return {"orders_read": orders_read, "payments_read": payments_read, "bad_orders": bad_orders,
             "bad_payments": bad_payments, "items_read": summary.items_kept, "last_order": summary.last_order_at}
@@ -118,9 +125,28 @@ def test_staged_load_gives_the_rows_quarantine_and_counts_of_the_in_memory_load(
     reasons = {(b["source"], b["reason"]) for b in got["bad_orders"]}
     assert reasons == {("helloasso.orders", "missing_id"), ("helloasso.orders", "invalid_date"),
                        ("helloasso.items", "missing_id"), ("helloasso.orders", "outside_requested_window")}
+    # Order 5's second record, dated in November, is outside: quarantined with its items; the first is kept.
     assert [b["record_key"] for b in got["bad_orders"] if b["reason"] == "outside_requested_window"] == \
-        ["102", "104", "105"]  # order 5 is also dated inside: kept, with all of its items
-    assert {b["reason"] for b in got["bad_payments"]} == {"missing_id", "invalid_date"}
+        ["5", "102", "104", "105"]
+    assert {b["reason"] for b in got["bad_payments"]} == {"missing_id", "invalid_date", "outside_requested_window"}
+    assert [b["record_key"] for b in got["bad_payments"] if b["reason"] == "outside_requested_window"] == \
+        ["9001", "9101"]
+    # Nothing read is lost: every payment is loaded in the window or quarantined.
+    with duckdb.connect(str(tmp_path / "new.duckdb"), read_only=True) as conn:
+        loaded = conn.execute("select count(*) from raw.helloasso_payments where partition_date between ? and ?",
+                              [FIRST, LAST]).fetchall()[0][0]
+        beyond = conn.execute("select count(*) from raw.helloasso_payments where partition_date > ?",
+                              [LAST]).fetchall()[0][0]
+    assert got["payments_read"] == loaded + len(got["bad_payments"]) and beyond == 0
+
+
+def test_reloading_a_window_leaves_the_same_rows(tmp_path: Path) -> None:
+    raw_orders, raw_payments = _records()
+    with _warehouse(tmp_path / "w.duckdb") as conn:
+        _new_load(conn, raw_orders, raw_payments, tmp_path, 7)
+        once = _tables(conn)
+        _new_load(conn, raw_orders, raw_payments, tmp_path, 7)
+        assert _tables(conn) == once
 
 
 def test_an_empty_window_stages_and_loads_nothing(tmp_path: Path) -> None:

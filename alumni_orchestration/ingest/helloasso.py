@@ -180,51 +180,50 @@ def _parquet(path: Path) -> str:
     return "read_parquet('" + str(path).replace("'", "''") + "')"
 
 
-def _in_window_orders(staged: StagedWindow) -> str:
-    return f"select order_id from {_parquet(staged.orders)} where partition_date between ?::date and ?::date"
+def _in_window(path: Path) -> str:
+    return f"select * from {_parquet(path)} where partition_date between ?::date and ?::date"
 
 
 @dataclass
 class WindowSummary:
-    outside: list[int]  # order ids dated outside the asked window (and not also inside it), ascending
+    outside: list[int]  # ids of the order records dated outside the asked window, one per record, ascending
     items_kept: int  # items of the orders kept
     last_order_at: Any  # latest order_at among the orders kept, or None
+    payments_outside: list[int] = field(default_factory=list)  # the same for payment records
 
 
 def window_summary(staged: StagedWindow) -> WindowSummary:
     """What the window check decides, read from the staged files (an in-memory DuckDB, not the warehouse):
-    an order is kept when dated within the window; an item when its order id is among the kept orders'."""
+    a record (order, with its items, or payment) is kept when dated within the window. Every table is then
+    replaced on the window's days only, so a re-run of the window leaves the same rows."""
     window = [staged.first_day, staged.last_day]
     with duckdb.connect(config={"threads": 1, "memory_limit": "1GB"}) as conn:
-        outside = [r[0] for r in conn.execute(
-            f"""select order_id from (select order_id from {_parquet(staged.orders)}
-                                      except select order_id from ({_in_window_orders(staged)}))
-                order by order_id""", window).fetchall()]
-        items_kept = conn.execute(
-            f"select count(*) from {_parquet(staged.items)} where order_id in ({_in_window_orders(staged)})",
-            window).fetchone()[0]
-        last_order_at = conn.execute(
-            f"select max(order_at) from {_parquet(staged.orders)} where partition_date between ?::date and ?::date",
-            window).fetchone()[0]
-    return WindowSummary(outside, items_kept, last_order_at)
+        def outside(path: Path, key: str) -> list[int]:
+            return [r[0] for r in conn.execute(
+                f"select {key} from {_parquet(path)} where partition_date not between ?::date and ?::date "
+                f"order by {key}", window).fetchall()]
+
+        items_kept = conn.execute(f"select count(*) from ({_in_window(staged.items)})", window).fetchall()[0][0]
+        last_order_at = conn.execute(f"select max(order_at) from ({_in_window(staged.orders)})", window).fetchall()[0][0]
+        return WindowSummary(outside(staged.orders, "order_id"), items_kept, last_order_at,
+                             outside(staged.payments, "payment_id"))
 
 
-def outside_window_quarantine(outside: list[int]) -> list[dict[str, Any]]:
-    """Records outside the asked window are the provider's mistake: quarantined, kept out of these partitions."""
-    return [{"source": "helloasso.orders", "record_key": str(i), "reason": "outside_requested_window",
+def outside_window_quarantine(outside: list[int], source: str = "helloasso.orders") -> list[dict[str, Any]]:
+    """Records outside the asked window are the provider's mistake: quarantined, kept out of these partitions
+    (loading them would put rows in days this run does not own, and a re-run of the window would not replace them)."""
+    return [{"source": source, "record_key": str(i), "reason": "outside_requested_window",
              "scope": "row", "payload": "{}"} for i in outside]
 
 
 def load_staged(conn: duckdb.DuckDBPyConnection, schema: str, staged: StagedWindow) -> None:
     """Within the caller's transaction: replace the window's rows of the three raw tables by the staged
-    rows: the orders dated within the window, their items, and every payment read."""
+    rows: the orders, their items and the payments dated within the window."""
     window = [staged.first_day, staged.last_day]
     for name, select, params in (
-        (ORDERS_TABLE, f"select * from {_parquet(staged.orders)} where partition_date between ?::date and ?::date",
-         window),
-        (ITEMS_TABLE, f"select * from {_parquet(staged.items)} where order_id in ({_in_window_orders(staged)})",
-         window),
-        (PAYMENTS_TABLE, f"select * from {_parquet(staged.payments)}", []),
+        (ORDERS_TABLE, _in_window(staged.orders), window),
+        (ITEMS_TABLE, _in_window(staged.items), window),
+        (PAYMENTS_TABLE, _in_window(staged.payments), window),
     ):
         table = f"{schema}.{name}"
         conn.execute(f"create table if not exists {table} ({RAW_DDL[name]})")

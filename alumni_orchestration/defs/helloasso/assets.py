@@ -128,6 +128,7 @@ def helloasso_orders_daily(
         payments_read, bad_payments = stage_payments(client.payments(date_from, date_to), staged.payments)
         summary = window_summary(staged)
         bad_orders += outside_window_quarantine(summary.outside)
+        bad_payments += outside_window_quarantine(summary.payments_outside, "helloasso.payments")
         context.log.info(
             f"HelloAsso {first_day}..{last_day}: {orders_read} orders, {payments_read} payments"
         )
