@@ -77,6 +77,10 @@ def test_the_columnar_rows_are_those_of_flatten_sendgrid_event(tmp_path: Path) -
     assert _typed(events_table(clean)) == [row for row in expected if row[0] != "e10"]  # the columnar path
     row = {r[0]: r for r in expected}["e4"]
     assert row[COLUMNS.index("asm_group_id")] == 12 and "prix-été" in row[COLUMNS.index("custom_args")]
+    # The landing batch is a column of its own, never mistaken for a custom argument sent with the message.
+    custom = [r[COLUMNS.index("custom_args")] for r in expected]
+    assert None in custom and not any("_batch" in c for c in custom if c)
+    assert {r[COLUMNS.index("batch_name")] for r in expected} >= {"100-a.json"}
 
 
 def test_staging_writes_every_day_and_counts_like_the_day_reader(tmp_path: Path) -> None:

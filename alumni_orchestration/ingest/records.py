@@ -281,13 +281,15 @@ SENDGRID_STANDARD_FIELDS = {
     "tls", "cert_err", "bounce_classification", "marketing_campaign_id", "marketing_campaign_name",
     "sg_template_id", "sg_template_name", "sg_content_type", "pool", "member_id", "campaign_id", "cycle", "arm",
 }
+# The landing batch an event came in: the reader adds it under this key; it goes to batch_name, not custom_args.
+LANDING_BATCH_KEY = "_batch"
 
 
 def flatten_sendgrid_event(event: dict[str, Any], partition_date: dt.date, batch_name: str = "") -> dict[str, Any]:
     """One validated webhook event to a raw row; custom args stay as columns or in `custom_args`."""
     category = event.get("category")
     offset = event.get("url_offset") if isinstance(event.get("url_offset"), dict) else {}
-    custom = {k: v for k, v in event.items() if k not in SENDGRID_STANDARD_FIELDS}
+    custom = {k: v for k, v in event.items() if k not in SENDGRID_STANDARD_FIELDS and k != LANDING_BATCH_KEY}
     group = event.get("asm_group_id")
 
     def text(key: str) -> str | None:

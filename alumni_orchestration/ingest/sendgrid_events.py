@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from alumni_orchestration.ingest.records import (
+    LANDING_BATCH_KEY,
     RAW_DDL,
     SENDGRID_STANDARD_FIELDS,
     arrow_schema,
@@ -51,17 +52,11 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _custom_args(event: dict[str, Any], batch: str, only_batch: dict[str, str]) -> str:
-    # As flatten_sendgrid_event sees the event read_day_events gives: with its "_batch" key.
-    extra = event.keys() - SENDGRID_STANDARD_FIELDS
-    if not extra or extra == {"_batch"}:  # the usual case: no custom argument beyond the standard ones
-        text = only_batch.get(batch)
-        if text is None:
-            text = only_batch[batch] = json.dumps({"_batch": batch}, ensure_ascii=False, sort_keys=True)
-        return text
-    custom = {key: event[key] for key in extra}
-    custom["_batch"] = batch
-    return json.dumps(custom, ensure_ascii=False, sort_keys=True)
+def _custom_args(event: dict[str, Any]) -> str | None:
+    extra = event.keys() - SENDGRID_STANDARD_FIELDS - {LANDING_BATCH_KEY}
+    if not extra:  # the usual case: no custom argument beyond the standard ones
+        return None
+    return json.dumps({key: event[key] for key in extra}, ensure_ascii=False, sort_keys=True)
 
 
 def _category(value: Any, seen: dict[Any, str | None]) -> str | None:
@@ -85,7 +80,6 @@ def events_table(day: Day) -> pa.Table:
     """The day's raw rows, column by column; exactly the rows of `flatten_sendgrid_event`."""
     events, partition_date = day.events, dt.date.fromisoformat(day.day)
     categories: dict[Any, str | None] = {}  # a few distinct values, each serialised once
-    only_batch: dict[str, str] = {}
     try:
         offsets = [e.get("url_offset") for e in events]
         columns = {
@@ -110,7 +104,7 @@ def events_table(day: Day) -> pa.Table:
             "campaign_id": [_text(e.get("campaign_id")) for e in events],
             "cycle": [_text(e.get("cycle")) for e in events],
             "arm": [_text(e.get("arm")) for e in events],
-            "custom_args": [_custom_args(e, b, only_batch) for e, b in zip(events, day.batches, strict=True)],
+            "custom_args": [_custom_args(e) for e in events],
             "batch_name": day.batches,
         }
         return pa.table([pa.array(columns[f.name], f.type) if isinstance(columns[f.name], list) else columns[f.name]
