@@ -111,6 +111,11 @@ def quarantine_counts(conn: duckdb.DuckDBPyConnection, asset_key: str, partition
     return dict(conn.execute(query + " group by 1 order by 1", params).fetchall())
 
 
+def parquet_source(path: str | Path) -> str:
+    """`read_parquet('<path>')`, quoted, for a file (or glob) staged next to the warehouse."""
+    return "read_parquet('" + str(path).replace("'", "''") + "')"
+
+
 def table_exists(conn: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     schema, name = qualified.split(".")
     return bool(conn.execute(

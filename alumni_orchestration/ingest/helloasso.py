@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,12 @@ from alumni_orchestration.ingest.http import ProviderError, RetryBudget, request
 from alumni_orchestration.ingest.records import (
     RAW_DDL,
     arrow_schema,
+    chunked,
     flatten_helloasso_orders,
     flatten_helloasso_payments,
     rows_to_arrow,
 )
+from alumni_orchestration.warehouse import parquet_source
 
 PROVIDER = "HelloAsso"
 
@@ -125,12 +126,6 @@ SCHEMAS = {name: arrow_schema(RAW_DDL[name]) for name in (ORDERS_TABLE, ITEMS_TA
 CHUNK_RECORDS = 5_000  # 50 pages of 100: what memory holds of the API's records at a time
 
 
-def _chunks(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(records)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
 def stage_orders(records: Iterable[Any], orders_path: Path, items_path: Path,
                  chunk_size: int = CHUNK_RECORDS) -> tuple[int, list[dict[str, Any]]]:
     """Orders (with details) into two Parquet files of raw rows, `chunk_size` records at a time; gives
@@ -138,7 +133,7 @@ def stage_orders(records: Iterable[Any], orders_path: Path, items_path: Path,
     read, bad = 0, []
     with pq.ParquetWriter(orders_path, SCHEMAS[ORDERS_TABLE]) as orders_out, \
             pq.ParquetWriter(items_path, SCHEMAS[ITEMS_TABLE]) as items_out:
-        for chunk in _chunks(records, chunk_size):
+        for chunk in chunked(records, chunk_size):
             read += len(chunk)
             orders, items, rejected = flatten_helloasso_orders(chunk)
             del chunk
@@ -155,7 +150,7 @@ def stage_payments(records: Iterable[Any], path: Path,
     """Payments into a Parquet file of raw rows; (records read, quarantined) as `flatten_helloasso_payments`."""
     read, bad = 0, []
     with pq.ParquetWriter(path, SCHEMAS[PAYMENTS_TABLE]) as out:
-        for chunk in _chunks(records, chunk_size):
+        for chunk in chunked(records, chunk_size):
             read += len(chunk)
             payments, rejected = flatten_helloasso_payments(chunk)
             del chunk
@@ -176,12 +171,8 @@ class StagedWindow:
     last_day: str
 
 
-def _parquet(path: Path) -> str:
-    return "read_parquet('" + str(path).replace("'", "''") + "')"
-
-
 def _in_window(path: Path) -> str:
-    return f"select * from {_parquet(path)} where partition_date between ?::date and ?::date"
+    return f"select * from {parquet_source(path)} where partition_date between ?::date and ?::date"
 
 
 @dataclass
@@ -200,7 +191,7 @@ def window_summary(staged: StagedWindow) -> WindowSummary:
     with duckdb.connect(config={"threads": 1, "memory_limit": "1GB"}) as conn:
         def outside(path: Path, key: str) -> list[int]:
             return [r[0] for r in conn.execute(
-                f"select {key} from {_parquet(path)} where partition_date not between ?::date and ?::date "
+                f"select {key} from {parquet_source(path)} where partition_date not between ?::date and ?::date "
                 f"order by {key}", window).fetchall()]
 
         items_kept = conn.execute(f"select count(*) from ({_in_window(staged.items)})", window).fetchall()[0][0]

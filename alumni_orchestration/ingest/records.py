@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -87,6 +88,13 @@ def rows_to_arrow(rows: list[dict[str, Any]], ddl: str, schema: pa.Schema | None
         return rows_cast_by_duckdb(rows, ddl, schema)
 
 
+def chunked(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """The records `size` at a time, consumed as they come (e.g. page by page)."""
+    iterator = iter(records)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
 def flatten_to_arrow(records: Iterable[Any], flatten: Callable[[list[Any]], tuple[list[dict], list[dict]]], ddl: str,
                      chunk_size: int = 20_000) -> tuple[pa.Table, list[dict], int]:
     """(rows as one Arrow table, quarantined, records read), flattening `chunk_size` records at a time: the
@@ -94,22 +102,13 @@ def flatten_to_arrow(records: Iterable[Any], flatten: Callable[[list[Any]], tupl
     schema = arrow_schema(ddl)
     tables: list[pa.Table] = []
     bad: list[dict] = []
-    chunk: list[Any] = []
     read = 0
-
-    def flush() -> None:
+    for chunk in chunked(records, chunk_size):
+        read += len(chunk)
         rows, rejected = flatten(chunk)
         bad.extend(rejected)
         if rows:
             tables.append(rows_to_arrow(rows, ddl, schema))
-        chunk.clear()
-
-    for record in records:
-        read += 1
-        chunk.append(record)
-        if len(chunk) >= chunk_size:
-            flush()
-    flush()
     return (pa.concat_tables(tables) if tables else schema.empty_table()), bad, read
 
 

@@ -119,8 +119,7 @@ def day_rows_table(day: Day) -> pa.Table:
     """The day's rows flattened one by one and cast by DuckDB into the raw table's types, as the load
     always did: for the rare day whose fields do not fit the column types as they are."""
     partition_date = dt.date.fromisoformat(day.day)
-    rows = [flatten_sendgrid_event({**e, "_batch": b}, partition_date, b)
-            for e, b in zip(day.events, day.batches, strict=True)]
+    rows = [flatten_sendgrid_event(e, partition_date, b) for e, b in zip(day.events, day.batches, strict=True)]
     return rows_cast_by_duckdb(rows, RAW_DDL["sendgrid_events"], SCHEMA)
 
 

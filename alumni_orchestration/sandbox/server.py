@@ -171,15 +171,6 @@ class _DuesTruth:
             return default
         return float(self.p[position]), int(self.paid[position])
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[float, int]:
-        value = self.get(key)
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def __contains__(self, key: Any) -> bool:
-        return self.get(key) is not None
-
 
 class Sandbox:
     """The providers' state and behaviour, independent of HTTP."""

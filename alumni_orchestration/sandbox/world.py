@@ -124,19 +124,27 @@ def reactions(seed: int, message: dict[str, Any], recipient: Recipient | None,
         if cycle:
             p, _ = dues_truth.get((recipient.member_id, cycle), (0.0, 0))
             u = float(hash_uniform(seed, recipient.member_id, cycle))
-            if p <= u < min(1.0, p + recipient.dues_reminder_uplift):  # pays because reminded
+            if reminded_to_pay(p, u, recipient.dues_reminder_uplift):
                 payment = {"member_id": recipient.member_id, "cycle": cycle,
                            "paid_at": delivered + 86400 + int(uniform(seed, msg_id, "pay") * 4 * 86400)}
     return events, payment
 
 
+def reminded_to_pay(p_pay: Any, u: Any, uplift: Any) -> Any:
+    """Whether a delivered dues reminder makes a member pay the cycle: the member's common random number u
+    lies in [p_pay, p_pay + uplift), i.e. they would not have paid without it and do with it. Scalars or arrays."""
+    import numpy as np
+
+    return (p_pay <= u) & (u < np.minimum(1.0, np.add(p_pay, uplift)))
+
+
 def reminder_effect(p_pay: Any, u: Any, uplift: Any, bounce_prob: Any) -> Any:
-    """Each member's true effect of a dues reminder on paying the cycle, as `reactions` simulates it: the
-    reminder makes them pay when p <= u < p + uplift (common random number u), if the message is not bounced."""
+    """Each member's true effect of a dues reminder on paying the cycle, as `reactions` simulates it:
+    `reminded_to_pay`, if the message is not bounced."""
     import numpy as np
 
     p, u = np.asarray(p_pay, dtype=float), np.asarray(u, dtype=float)
-    return ((p <= u) & (u < np.minimum(1.0, p + np.asarray(uplift, dtype=float)))) * (1.0 - np.asarray(bounce_prob))
+    return reminded_to_pay(p, u, np.asarray(uplift, dtype=float)) * (1.0 - np.asarray(bounce_prob))
 
 
 def true_reminder_uplift(data_dir: Path, member_ids: Any, dues_year: int) -> float:

@@ -1,9 +1,7 @@
 """HelloAsso forms (snapshot) and orders, items and payments (daily partitions, Europe/Paris)."""
 
 import datetime as dt
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -120,10 +118,9 @@ def helloasso_orders_daily(
     client = helloasso.client()
     # Read and flatten without holding the warehouse, a chunk of pages in memory at a time, into Parquet
     # files next to the warehouse; DuckDB then replaces the window's rows from them in a few statements.
-    Path(warehouse.path).parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".helloasso-orders-", dir=Path(warehouse.path).parent) as tmp:
-        staged = StagedWindow(Path(tmp) / "orders.parquet", Path(tmp) / "items.parquet",
-                              Path(tmp) / "payments.parquet", first_day, last_day)
+    with warehouse.staging_dir(".helloasso-orders-") as tmp:
+        staged = StagedWindow(tmp / "orders.parquet", tmp / "items.parquet", tmp / "payments.parquet",
+                              first_day, last_day)
         orders_read, bad_orders = stage_orders(client.orders(date_from, date_to), staged.orders, staged.items)
         payments_read, bad_payments = stage_payments(client.payments(date_from, date_to), staged.payments)
         summary = window_summary(staged)

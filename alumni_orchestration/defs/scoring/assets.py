@@ -1,7 +1,6 @@
 """Scores: the dues propensity model and every current member's scores (schema `scoring`)."""
 
 import datetime as dt
-import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -273,12 +272,12 @@ def member_score_history(context: dg.AssetExecutionContext, warehouse: Warehouse
     snapshots = score_history(activity, roles, memberships, current, dues, members, computed, saved["model"],
                               saved["columns"], saved["version"])
     rows = 0
-    with tempfile.TemporaryDirectory(prefix="score_history_") as spill:
+    with warehouse.staging_dir(".score-history-") as spill:
         # One day at a time to Parquet, then into the warehouse in one transaction: memory holds one day, and
         # the warehouse is locked for the insert only.
         with threadpool_limits(limits=scoring.predict_threads):
             for i, snapshot in enumerate(snapshots):
-                snapshot.to_parquet(Path(spill) / f"{i:05d}.parquet", index=False)
+                snapshot.to_parquet(spill / f"{i:05d}.parquet", index=False)
                 rows += len(snapshot)
         with warehouse.write() as conn:
             conn.execute(f"create schema if not exists {SCHEMA}")
@@ -289,7 +288,7 @@ def member_score_history(context: dg.AssetExecutionContext, warehouse: Warehouse
             conn.execute(f"delete from {SCHEMA}.member_score_history where as_of in (select unnest(?))", [as_ofs])
             if computed:
                 conn.execute(f"insert into {SCHEMA}.member_score_history by name "
-                             f"select {', '.join(HISTORY_COLUMNS)} from read_parquet(?)", [str(Path(spill) / "*.parquet")])
+                             f"select {', '.join(HISTORY_COLUMNS)} from read_parquet(?)", [str(spill / "*.parquet")])
             conn.execute("commit")
     skipped = len(days) - len(computed)
     context.log.info(f"score history: {len(computed)} days computed, {skipped} older than the {scoring.history_days}-day "

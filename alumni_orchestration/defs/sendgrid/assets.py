@@ -1,9 +1,7 @@
 """SendGrid: suppressions (snapshot through the API) and Event Webhook events (daily, from the landing)."""
 
 import datetime as dt
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 
 import dagster as dg
 
@@ -24,6 +22,7 @@ from alumni_orchestration.warehouse import (
     WAREHOUSE_POOL,
     ensure_raw_schema,
     ensure_table,
+    parquet_source,
     payload_json,
     replace_all_rows,
     replace_quarantine,
@@ -128,9 +127,8 @@ def sendgrid_events(context: dg.AssetExecutionContext, sendgrid: SendGridResourc
     first_day, last_day = days[0], days[-1]
     # Read and flatten without holding the warehouse, one day in memory at a time, into a Parquet file
     # next to the warehouse; DuckDB then merges it in a few statements.
-    Path(warehouse.path).parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".sendgrid-events-", dir=Path(warehouse.path).parent) as tmp:
-        staged_path = Path(tmp) / "events.parquet"
+    with warehouse.staging_dir(".sendgrid-events-") as tmp:
+        staged_path = tmp / "events.parquet"
         staged = stage_events(landing, days, staged_path)
         read, duplicates, batches, quarantined = staged.events_read, staged.duplicates, staged.batches, staged.quarantined
         with warehouse.write() as conn:
@@ -139,8 +137,7 @@ def sendgrid_events(context: dg.AssetExecutionContext, sendgrid: SendGridResourc
             table = f"{RAW_SCHEMA}.sendgrid_events"
             ensure_table(conn, table, RAW_DDL["sendgrid_events"])
             conn.execute(f"delete from {table} where partition_date between ? and ?", [first_day, last_day])
-            source = str(staged_path).replace("'", "''")
-            conn.execute(f"create or replace temp view new_events as select * from read_parquet('{source}')")
+            conn.execute(f"create or replace temp view new_events as select * from {parquet_source(staged_path)}")
             # An event already loaded under an earlier day stays there; one loaded under a later day moves here.
             earlier = conn.execute(
                 f"select count(*) from new_events n join {table} t using (sg_event_id) where t.partition_date < ?",

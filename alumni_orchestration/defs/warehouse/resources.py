@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -26,6 +29,14 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def read(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         return connect(self.path, read_only=True, wait_seconds=self.wait_seconds)
+
+    @contextmanager
+    def staging_dir(self, prefix: str) -> Iterator[Path]:
+        """A temporary folder next to the warehouse, for files a load stages before one short write."""
+        parent = Path(self.path).parent
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=prefix, dir=parent) as folder:
+            yield Path(folder)
 
     def ensure_raw(self) -> None:
         with self.write() as conn:
