@@ -16,8 +16,9 @@ import pytest
 from alumni_orchestration.defs.eventbrite.assets import OVERLAP, eventbrite_sync
 from alumni_orchestration.defs.eventbrite.resources import EventbriteResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
-from alumni_orchestration.ingest.eventbrite import changed_since
-from alumni_orchestration.ingest.records import RAW_DDL, flatten_eventbrite_attendees, flatten_to_arrow
+from alumni_orchestration.ingest.eventbrite.client import changed_since
+from alumni_orchestration.ingest.eventbrite.records import flatten_eventbrite_attendees
+from alumni_orchestration.ingest.records import RAW_DDL, flatten_to_arrow
 from alumni_orchestration.sandbox.server import SandboxServer
 
 TOKEN = "FAKE-eventbrite-token-77"

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from alumni_orchestration.ingest.helloasso import (
+from alumni_orchestration.ingest.helloasso.client import (
     StagedWindow,
     load_staged,
     outside_window_quarantine,
@@ -16,7 +16,8 @@ from alumni_orchestration.ingest.helloasso import (
     stage_payments,
     window_summary,
 )
-from alumni_orchestration.ingest.records import RAW_DDL, flatten_helloasso_orders, flatten_helloasso_payments
+from alumni_orchestration.ingest.helloasso.records import flatten_helloasso_orders, flatten_helloasso_payments
+from alumni_orchestration.ingest.records import RAW_DDL
 from alumni_orchestration.warehouse import replace_partition_rows
 
 FIRST, LAST = "2025-01-01", "2025-01-31"
@@ -168,7 +169,7 @@ def test_staging_consumes_the_records_a_chunk_at_a_time(tmp_path: Path) -> None:
             yield record
 
     written: list[int] = []
-    import alumni_orchestration.ingest.helloasso as module
+    import alumni_orchestration.ingest.helloasso.client as module
 
     original = module.flatten_helloasso_orders
 

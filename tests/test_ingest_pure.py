@@ -8,15 +8,13 @@ import pytest
 
 from alumni_orchestration.defs.helloasso.assets import paris_window
 from alumni_orchestration.defs.sendgrid.assets import flatten_suppressions
-from alumni_orchestration.ingest import eventbrite, helloasso
+from alumni_orchestration.ingest.eventbrite import client as eventbrite
+from alumni_orchestration.ingest.eventbrite.records import flatten_eventbrite_attendees
+from alumni_orchestration.ingest.helloasso import client as helloasso
+from alumni_orchestration.ingest.helloasso.records import flatten_helloasso_orders
 from alumni_orchestration.ingest.http import ProviderError, RetryBudget, rate_limit_wait
-from alumni_orchestration.ingest.records import (
-    flatten_eventbrite_attendees,
-    flatten_helloasso_orders,
-    parse_timestamp,
-    topic_of,
-)
-from alumni_orchestration.ingest.sendgrid_suppressions import paginate_offset
+from alumni_orchestration.ingest.records import parse_timestamp, topic_of
+from alumni_orchestration.ingest.sendgrid.suppressions import paginate_offset
 
 
 def test_eventbrite_pagination_follows_continuation_until_has_more_items_is_false() -> None:

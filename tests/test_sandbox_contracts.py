@@ -15,8 +15,8 @@ from python_http_client.exceptions import HTTPError
 from sendgrid import EventWebhook, SendGridAPIClient
 from sendgrid.helpers.mail import Asm, CustomArg, Mail
 
-from alumni_orchestration.ingest.eventbrite import EventbriteClient
-from alumni_orchestration.ingest.helloasso import HelloAssoClient
+from alumni_orchestration.ingest.eventbrite.client import EventbriteClient
+from alumni_orchestration.ingest.helloasso.client import HelloAssoClient
 from alumni_orchestration.ingest.http import ProviderError, RetryBudget
 from alumni_orchestration.sandbox.server import SandboxServer
 from alumni_orchestration.webhook import signing

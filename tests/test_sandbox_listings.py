@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from alumni_orchestration.ingest.eventbrite import EventbriteClient
+from alumni_orchestration.ingest.eventbrite.client import EventbriteClient
 from alumni_orchestration.ingest.records import parse_timestamp
 from alumni_orchestration.sandbox.pagination import eventbrite_page, helloasso_page
 from alumni_orchestration.sandbox.server import SandboxServer

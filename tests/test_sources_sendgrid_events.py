@@ -11,8 +11,9 @@ import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 
-from alumni_orchestration.ingest.records import RAW_DDL, flatten_sendgrid_event
-from alumni_orchestration.ingest.sendgrid_events import COLUMNS, events_table, read_day, stage_events
+from alumni_orchestration.ingest.records import RAW_DDL
+from alumni_orchestration.ingest.sendgrid.events import COLUMNS, events_table, read_day, stage_events
+from alumni_orchestration.ingest.sendgrid.records import flatten_sendgrid_event
 from alumni_orchestration.webhook.landing import Landing, read_day_events
 
 DAY = "2026-11-20"

@@ -12,15 +12,14 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from alumni_orchestration.ingest.membership import load_membership_snapshot
-from alumni_orchestration.ingest.records import (
-    RAW_DDL,
+from alumni_orchestration.ingest.eventbrite.records import (
     flatten_eventbrite_attendees,
     flatten_eventbrite_events,
-    flatten_helloasso_forms,
-    flatten_helloasso_orders,
-    flatten_sendgrid_event,
 )
+from alumni_orchestration.ingest.helloasso.records import flatten_helloasso_forms, flatten_helloasso_orders
+from alumni_orchestration.ingest.membership import load_membership_snapshot
+from alumni_orchestration.ingest.records import RAW_DDL
+from alumni_orchestration.ingest.sendgrid.records import flatten_sendgrid_event
 from alumni_orchestration.warehouse import connect, ensure_raw_schema, replace_all_rows
 
 KNOWN_EVENTS = {"processed", "dropped", "delivered", "deferred", "bounce", "open", "click", "spamreport",

@@ -7,7 +7,6 @@ rows are dicts matching the raw table's DDL; quarantined are dicts for raw.quara
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
@@ -137,176 +136,15 @@ def topic_of(*texts: Any) -> str | None:
     return None
 
 
-def _quarantine(source: str, key: Any, reason: str, record: Any) -> dict[str, Any]:
+def quarantine_record(source: str, key: Any, reason: str, record: Any) -> dict[str, Any]:
     return {"source": source, "record_key": None if key is None else str(key), "reason": reason,
             "scope": "row", "payload": payload_json(record if isinstance(record, dict) else {"value": record})}
 
 
-def _answer(answers: Iterable[dict[str, Any]] | None, *names: str) -> str | None:
+def custom_answer(answers: Iterable[dict[str, Any]] | None, *names: str) -> str | None:
     for answer in answers or []:
         label = str(answer.get("question") or answer.get("name") or "").lower()
         if any(name in label for name in names):
             value = answer.get("answer")
             return None if value in (None, "") else str(value)
     return None
-
-
-def flatten_eventbrite_events(records: Iterable[Any]) -> tuple[list[dict], list[dict]]:
-    rows, bad = [], []
-    for r in records:
-        if not isinstance(r, dict) or not r.get("id"):
-            bad.append(_quarantine("eventbrite.events", None, "missing_id", r))
-            continue
-        start = parse_timestamp((r.get("start") or {}).get("utc"))
-        if start is None:
-            bad.append(_quarantine("eventbrite.events", r["id"], "invalid_date", r))
-            continue
-        address = ((r.get("venue") or {}).get("address")) or {}
-        rows.append({
-            "event_id": str(r["id"]), "name": (r.get("name") or {}).get("text"), "summary": r.get("summary"),
-            "topic": topic_of(r.get("summary"), (r.get("description") or {}).get("text")),
-            "start_at": start, "end_at": parse_timestamp((r.get("end") or {}).get("utc")),
-            "start_local": (r.get("start") or {}).get("local"), "city": address.get("city"),
-            "region": address.get("region"), "online_event": bool(r.get("online_event")),
-            "is_free": bool(r.get("is_free")), "status": r.get("status"), "url": r.get("url"),
-            "created_at": parse_timestamp(r.get("created")), "changed_at": parse_timestamp(r.get("changed")),
-        })
-    return rows, bad
-
-
-def flatten_eventbrite_attendees(records: Iterable[Any]) -> tuple[list[dict], list[dict]]:
-    rows, bad = [], []
-    for r in records:
-        if not isinstance(r, dict) or not r.get("id"):
-            bad.append(_quarantine("eventbrite.attendees", None, "missing_id", r))
-            continue
-        if not r.get("event_id"):
-            bad.append(_quarantine("eventbrite.attendees", r["id"], "missing_event_id", r))
-            continue
-        changed = parse_timestamp(r.get("changed"))
-        created = parse_timestamp(r.get("created"))
-        if changed is None or created is None:
-            bad.append(_quarantine("eventbrite.attendees", r["id"], "invalid_date", r))
-            continue
-        profile = r.get("profile") or {}
-        gross = ((r.get("costs") or {}).get("gross")) or {}
-        rows.append({
-            "attendee_id": str(r["id"]), "event_id": str(r["event_id"]), "order_id": r.get("order_id"),
-            "created_at": created, "changed_at": changed, "status": r.get("status"),
-            "checked_in": bool(r.get("checked_in")), "cancelled": bool(r.get("cancelled")),
-            "refunded": bool(r.get("refunded")), "ticket_class": r.get("ticket_class_name"),
-            "first_name": profile.get("first_name"), "last_name": profile.get("last_name"),
-            "email": profile.get("email"), "promo": _answer(r.get("answers"), "promo"),
-            "gross_cents": int(gross.get("value") or 0), "currency": gross.get("currency"),
-        })
-    return rows, bad
-
-
-def flatten_helloasso_forms(records: Iterable[Any]) -> tuple[list[dict], list[dict]]:
-    rows, bad = [], []
-    for r in records:
-        if not isinstance(r, dict) or not r.get("formSlug") or not r.get("formType"):
-            bad.append(_quarantine("helloasso.forms", None, "missing_id", r))
-            continue
-        meta = r.get("meta") or {}
-        rows.append({
-            "form_slug": r["formSlug"], "form_type": r["formType"], "title": r.get("title"),
-            "description": r.get("description"), "topic": topic_of(r.get("description"), r.get("title")),
-            "start_at": parse_timestamp(r.get("startDate")), "end_at": parse_timestamp(r.get("endDate")),
-            "city": (r.get("place") or {}).get("city"), "created_at": parse_timestamp(meta.get("createdAt")),
-            "updated_at": parse_timestamp(meta.get("updatedAt")),
-        })
-    return rows, bad
-
-
-def flatten_helloasso_orders(records: Iterable[Any]) -> tuple[list[dict], list[dict], list[dict]]:
-    """Orders (with details) to (orders, items, quarantined)."""
-    orders, items, bad = [], [], []
-    for r in records:
-        if not isinstance(r, dict) or r.get("id") is None:
-            bad.append(_quarantine("helloasso.orders", None, "missing_id", r))
-            continue
-        order_at = parse_timestamp(r.get("date"))
-        if order_at is None:
-            bad.append(_quarantine("helloasso.orders", r["id"], "invalid_date", r))
-            continue
-        payer = r.get("payer") or {}
-        day = paris_date(order_at)
-        orders.append({
-            "order_id": int(r["id"]), "order_at": order_at, "partition_date": day, "form_slug": r.get("formSlug"),
-            "form_type": r.get("formType"), "payer_email": payer.get("email"),
-            "payer_first_name": payer.get("firstName"), "payer_last_name": payer.get("lastName"),
-            "total_cents": int((r.get("amount") or {}).get("total") or 0),
-            "updated_at": parse_timestamp((r.get("meta") or {}).get("updatedAt")),
-        })
-        for item in r.get("items") or []:
-            if not isinstance(item, dict) or item.get("id") is None:
-                bad.append(_quarantine("helloasso.items", None, "missing_id", item))
-                continue
-            user = item.get("user") or {}
-            items.append({
-                "item_id": int(item["id"]), "order_id": int(r["id"]), "order_at": order_at, "partition_date": day,
-                "form_slug": r.get("formSlug"), "form_type": r.get("formType"), "item_type": item.get("type"),
-                "state": item.get("state"), "amount_cents": int(item.get("amount") or 0), "name": item.get("name"),
-                "user_first_name": user.get("firstName"), "user_last_name": user.get("lastName"),
-                "email": _answer(item.get("customFields"), "email", "e-mail", "courriel"),
-                "promo": _answer(item.get("customFields"), "promo"),
-            })
-    return orders, items, bad
-
-
-def flatten_helloasso_payments(records: Iterable[Any]) -> tuple[list[dict], list[dict]]:
-    rows, bad = [], []
-    for r in records:
-        if not isinstance(r, dict) or r.get("id") is None:
-            bad.append(_quarantine("helloasso.payments", None, "missing_id", r))
-            continue
-        paid_at = parse_timestamp(r.get("date"))
-        if paid_at is None:
-            bad.append(_quarantine("helloasso.payments", r["id"], "invalid_date", r))
-            continue
-        order = r.get("order") or {}
-        rows.append({
-            "payment_id": int(r["id"]), "order_id": int(order["id"]) if order.get("id") is not None else None,
-            "paid_at": paid_at, "partition_date": paris_date(paid_at), "amount_cents": int(r.get("amount") or 0),
-            "state": r.get("state"), "payment_type": r.get("type"), "payment_means": r.get("paymentMeans"),
-        })
-    return rows, bad
-
-
-SENDGRID_STANDARD_FIELDS = {
-    "email", "timestamp", "event", "sg_event_id", "sg_message_id", "category", "url", "url_offset", "useragent",
-    "ip", "sg_machine_open", "type", "reason", "status", "asm_group_id", "smtp-id", "response", "attempt",
-    "tls", "cert_err", "bounce_classification", "marketing_campaign_id", "marketing_campaign_name",
-    "sg_template_id", "sg_template_name", "sg_content_type", "pool", "member_id", "campaign_id", "cycle", "arm",
-}
-# The landing batch an event came in: the reader adds it under this key; it goes to batch_name, not custom_args.
-LANDING_BATCH_KEY = "_batch"
-
-
-def flatten_sendgrid_event(event: dict[str, Any], partition_date: dt.date, batch_name: str = "") -> dict[str, Any]:
-    """One validated webhook event to a raw row; custom args stay as columns or in `custom_args`."""
-    category = event.get("category")
-    offset = event.get("url_offset") if isinstance(event.get("url_offset"), dict) else {}
-    custom = {k: v for k, v in event.items() if k not in SENDGRID_STANDARD_FIELDS and k != LANDING_BATCH_KEY}
-    group = event.get("asm_group_id")
-
-    def text(key: str) -> str | None:
-        value = event.get(key)
-        return None if value is None else str(value)
-
-    return {
-        "sg_event_id": str(event["sg_event_id"]), "partition_date": partition_date, "event": event["event"],
-        "event_at": dt.datetime.fromtimestamp(int(event["timestamp"]), dt.UTC).replace(tzinfo=None),
-        "email": event.get("email"), "sg_message_id": event.get("sg_message_id"),
-        "category": json.dumps(category if isinstance(category, list) else [category], ensure_ascii=False)
-        if category is not None else None,
-        "url": event.get("url"), "url_offset_index": offset.get("index"), "useragent": event.get("useragent"),
-        "ip": event.get("ip"), "sg_machine_open": bool(event.get("sg_machine_open", False)),
-        "bounce_type": event.get("type") if event.get("event") == "bounce" else None,
-        "reason": text("reason"), "status": text("status"),
-        "asm_group_id": int(group) if isinstance(group, int | str) and str(group).isdigit() else None,
-        "member_id": text("member_id"), "campaign_id": text("campaign_id"), "cycle": text("cycle"), "arm": text("arm"),
-        "custom_args": json.dumps(custom, ensure_ascii=False, sort_keys=True) if custom else None,
-        "batch_name": batch_name,
-    }

@@ -10,13 +10,12 @@ import pyarrow as pa
 
 from alumni_orchestration.defs.eventbrite.resources import EventbriteResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
-from alumni_orchestration.ingest.eventbrite import changed_since
-from alumni_orchestration.ingest.records import (
-    RAW_DDL,
+from alumni_orchestration.ingest.eventbrite.client import changed_since
+from alumni_orchestration.ingest.eventbrite.records import (
     flatten_eventbrite_attendees,
     flatten_eventbrite_events,
-    flatten_to_arrow,
 )
+from alumni_orchestration.ingest.records import RAW_DDL, flatten_to_arrow
 from alumni_orchestration.lib.loads import (
     conservation_check,
     conservation_spec,

@@ -3,7 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
-from alumni_orchestration.ingest.eventbrite import EventbriteClient
+from alumni_orchestration.ingest.eventbrite.client import EventbriteClient
 from alumni_orchestration.ingest.http import RetryBudget
 
 

@@ -8,7 +8,7 @@ import dagster as dg
 
 from alumni_orchestration.defs.helloasso.resources import HelloAssoResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
-from alumni_orchestration.ingest.helloasso import (
+from alumni_orchestration.ingest.helloasso.client import (
     StagedWindow,
     load_staged,
     outside_window_quarantine,
@@ -16,7 +16,8 @@ from alumni_orchestration.ingest.helloasso import (
     stage_payments,
     window_summary,
 )
-from alumni_orchestration.ingest.records import RAW_DDL, flatten_helloasso_forms
+from alumni_orchestration.ingest.helloasso.records import flatten_helloasso_forms
+from alumni_orchestration.ingest.records import RAW_DDL
 from alumni_orchestration.lib.loads import (
     conservation_check,
     conservation_spec,

@@ -3,7 +3,7 @@
 import dagster as dg
 from pydantic import Field
 
-from alumni_orchestration.ingest.helloasso import HelloAssoClient
+from alumni_orchestration.ingest.helloasso.client import HelloAssoClient
 from alumni_orchestration.ingest.http import RetryBudget
 
 

@@ -8,8 +8,8 @@ import dagster as dg
 from alumni_orchestration.defs.sendgrid.resources import SendGridResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.ingest.records import RAW_DDL
-from alumni_orchestration.ingest.sendgrid_events import stage_events
-from alumni_orchestration.ingest.sendgrid_suppressions import GLOBAL_LISTS
+from alumni_orchestration.ingest.sendgrid.events import stage_events
+from alumni_orchestration.ingest.sendgrid.suppressions import GLOBAL_LISTS
 from alumni_orchestration.lib.loads import (
     conservation_check,
     conservation_spec,

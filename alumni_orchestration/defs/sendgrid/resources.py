@@ -4,7 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from alumni_orchestration.ingest.http import RetryBudget
-from alumni_orchestration.ingest.sendgrid_suppressions import SendGridSuppressionsClient
+from alumni_orchestration.ingest.sendgrid.suppressions import SendGridSuppressionsClient
 
 
 class SendGridResource(dg.ConfigurableResource):

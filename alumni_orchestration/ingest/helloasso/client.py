@@ -22,15 +22,9 @@ import duckdb
 import pyarrow.parquet as pq
 import requests
 
+from alumni_orchestration.ingest.helloasso.records import flatten_helloasso_orders, flatten_helloasso_payments
 from alumni_orchestration.ingest.http import ProviderError, RetryBudget, request_json
-from alumni_orchestration.ingest.records import (
-    RAW_DDL,
-    arrow_schema,
-    chunked,
-    flatten_helloasso_orders,
-    flatten_helloasso_payments,
-    rows_to_arrow,
-)
+from alumni_orchestration.ingest.records import RAW_DDL, arrow_schema, chunked, rows_to_arrow
 from alumni_orchestration.warehouse import parquet_source
 
 PROVIDER = "HelloAsso"

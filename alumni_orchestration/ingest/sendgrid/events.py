@@ -17,13 +17,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from alumni_orchestration.ingest.records import (
+from alumni_orchestration.ingest.records import RAW_DDL, arrow_schema, rows_cast_by_duckdb
+from alumni_orchestration.ingest.sendgrid.records import (
     LANDING_BATCH_KEY,
-    RAW_DDL,
     SENDGRID_STANDARD_FIELDS,
-    arrow_schema,
     flatten_sendgrid_event,
-    rows_cast_by_duckdb,
 )
 from alumni_orchestration.webhook.landing import DayStats, Landing, read_day_batches
 
