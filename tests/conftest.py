@@ -9,11 +9,19 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 
 from alumni_orchestration.synthetic.generator import GeneratorConfig, generate_association
 
 POSTGRES_ADMIN_URL = os.environ.get("ALUMNI_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 TEST_END_DATE = "2026-11-21"
+
+# Property tests: derandomised (the same examples every run) and bounded in CI; `HYPOTHESIS_PROFILE=dev`
+# explores new examples on a developer's machine.
+settings.register_profile("ci", derandomize=True, max_examples=150, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=300, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _postgres_reachable() -> str | None:
