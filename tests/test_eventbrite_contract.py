@@ -25,10 +25,6 @@ MONEY_KEYS = {"currency", "value", "major_value", "display"}
 VENUE_KEYS = {"id", "name", "address"}
 ADDRESS_KEYS = {"city", "region", "country"}
 # A page with more to come also carries `continuation` (the example of api_overview/pagination, SOURCES.md).
-# Until the sandbox serves venues as Eventbrite does (sandbox/providers/eventbrite.py, after the split by
-# provider): it embeds the generator's venue in every event, asked or not, with no venue_id, and has no
-# /venues/{id}/ route.
-SANDBOX_VENUES_DEPART = pytest.mark.xfail(strict=True, reason="the sandbox embeds venues unasked, without venue_id")
 MORE_TO_COME = {"continuation": "dGhpcyBpcyBhIGNvbnRpbnVhdGlvbiB0b2tlbg", "has_more_items": True}
 
 
@@ -103,7 +99,6 @@ def _page(get, path: str, key: str, **params: Any) -> dict[str, Any]:
     return body
 
 
-@SANDBOX_VENUES_DEPART
 def test_the_events_listing_carries_venue_id_and_no_venue_unless_asked(sandbox) -> None:
     get, org = sandbox
     body = _page(get, f"/organizations/{org}/events/", "events", page_size=200)
@@ -115,7 +110,6 @@ def test_the_events_listing_carries_venue_id_and_no_venue_unless_asked(sandbox) 
         assert (event["venue_id"] is None) == event["online_event"]  # an online event has no venue
 
 
-@SANDBOX_VENUES_DEPART
 def test_the_expanded_events_listing_embeds_each_venue(sandbox) -> None:
     get, org = sandbox
     body = _page(get, f"/organizations/{org}/events/", "events", page_size=200, expand="venue")
@@ -130,7 +124,6 @@ def test_the_expanded_events_listing_embeds_each_venue(sandbox) -> None:
             assert event["venue"]["id"] == event["venue_id"]
 
 
-@SANDBOX_VENUES_DEPART
 def test_each_venue_answers_at_its_own_endpoint_as_documented(sandbox) -> None:
     get, org = sandbox
     events = _page(get, f"/organizations/{org}/events/", "events", page_size=200, expand="venue")["events"]
