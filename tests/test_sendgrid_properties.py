@@ -13,7 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alumni_orchestration.ingest.sendgrid.events import SCHEMA, events_table, read_day
-from alumni_orchestration.ingest.sendgrid.records import RejectedEvent, flatten_sendgrid_event
+from alumni_orchestration.ingest.sendgrid.records import (
+    RejectedEvent,
+    clean_sendgrid_event,
+    flatten_sendgrid_event,
+)
 from alumni_orchestration.ingest.sendgrid.suppressions import GLOBAL_LISTS, flatten_suppressions
 from alumni_orchestration.webhook.landing import Landing
 from tests.test_sendgrid_fixtures import documented_events, documented_suppressions
@@ -77,6 +81,10 @@ def test_a_landed_batch_with_odd_events_loads_the_rest_and_conserves(batch: list
     assert all(_named(q["reason"]) for q in day.rejected) and len(day.rejected) == sum(stats.quarantined.values())
     table = events_table(day)  # every kept value fits its column
     assert table.num_rows == stats.events_kept == len(set(table.column("sg_event_id").to_pylist()))
+    date = dt.date.fromisoformat(DAY)
+    assert table.to_pylist() == [flatten_sendgrid_event(e, date, b) for e, b in zip(day.events, day.batches,
+                                                                                    strict=True)]
+    assert all(clean_sendgrid_event(e) == e for e in day.events)  # cleaning is idempotent
 
 
 @given(st.sampled_from([*GLOBAL_LISTS, "group_unsubscribes"]), st.data())

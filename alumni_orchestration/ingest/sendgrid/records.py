@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 from alumni_orchestration.ingest import typed
@@ -33,6 +34,7 @@ _INT32 = (-(2**31), 2**31)
 # Stored text fields, read as text (a number is written as text; a list or an object is rejected).
 _TEXT_FIELDS = ("email", "sg_message_id", "url", "useragent", "ip", "reason", "status",
                 "member_id", "campaign_id", "cycle", "arm")
+_TEXT_SET = frozenset(_TEXT_FIELDS)
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
@@ -108,34 +110,74 @@ def custom_args_json(event: dict[str, Any]) -> str | None:
     return json.dumps({key: event[key] for key in extra}, ensure_ascii=False, sort_keys=True)
 
 
+def _is_clean_text(value: Any) -> bool:
+    """Already clean text (the usual case), checked without parsing."""
+    if type(value) is not str:
+        return False
+    try:
+        return value.isascii() or bool(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return False
+
+
+def _is_clean_offset(value: Any) -> bool:
+    return (type(value) is dict and value.keys() == {"index", "type"}
+            and (value["index"] is None or type(value["index"]) is int and _INT32[0] <= value["index"] < _INT32[1])
+            and (value["type"] is None or _is_clean_text(value["type"])))
+
+
+# Each stored field: a check that its value is already clean, and the typed parser for when it is not.
+_FIELDS: dict[str, tuple[Callable[[Any], bool], Callable[[Any], Any]]] = {
+    **{name: (_is_clean_text, lambda value, name=name: _text(value, name)) for name in _TEXT_FIELDS},
+    "category": (lambda v: type(v) is list and all(_is_clean_text(c) for c in v), _category),
+    "url_offset": (_is_clean_offset, _url_offset),
+    "asm_group_id": (lambda v: type(v) is int and _INT32[0] <= v < _INT32[1],
+                     lambda value: _int32(value, "asm_group_id")),
+    "sg_machine_open": (lambda v: type(v) is bool,
+                        lambda value: typed.as_bool(value, "sg_machine_open", default=False)),
+}
+
+
+def _event_id(value: Any) -> str:
+    if _missing(value):
+        raise RejectedEvent("missing_sg_event_id")
+    if _is_clean_text(value) and value == value.strip():
+        return value
+    return _utf8(typed.as_id(value, "sg_event_id"), "sg_event_id")
+
+
+def _kind(value: Any) -> str:
+    kind = value if type(value) is str else _text(value, "event")
+    if kind not in KNOWN_EVENTS:
+        raise RejectedEvent("unknown_event_type")
+    return kind
+
+
 def clean_sendgrid_event(event: Any) -> dict[str, Any]:
     """The event with each stored field at its typed value, or `RejectedEvent` with the reason.
 
-    Idempotent: a clean event cleans to itself.
+    Idempotent: a clean event cleans to itself. Values that are already clean are only checked, not
+    parsed: this runs once per event of every load.
     """
     if not isinstance(event, dict):
         raise RejectedEvent("not_an_object")
     try:
-        if _missing(event.get("sg_event_id")):
-            raise RejectedEvent("missing_sg_event_id")
-        clean = {**event, "sg_event_id": _utf8(typed.as_id(event["sg_event_id"], "sg_event_id"), "sg_event_id")}
-        kind = _text(event.get("event"), "event")
-        if kind not in KNOWN_EVENTS:
-            raise RejectedEvent("unknown_event_type")
-        clean["timestamp"] = _timestamp(event.get("timestamp"))
-        for name in _TEXT_FIELDS:
-            if name in event:
-                clean[name] = _text(event[name], name)
-        if "category" in event:
-            clean["category"] = _category(event["category"])
-        if "url_offset" in event:
-            clean["url_offset"] = _url_offset(event["url_offset"])
-        if "asm_group_id" in event:
-            clean["asm_group_id"] = _int32(event["asm_group_id"], "asm_group_id")
-        clean["sg_machine_open"] = typed.as_bool(event.get("sg_machine_open"), "sg_machine_open", default=False)
+        clean = {**event, "sg_event_id": _event_id(event.get("sg_event_id"))}
+        kind = _kind(event.get("event"))
+        timestamp = event.get("timestamp")
+        if not (type(timestamp) is int and _EVENT_TIME_RANGE[0] <= timestamp < _EVENT_TIME_RANGE[1]):
+            clean["timestamp"] = _timestamp(timestamp)
+        for key, value in event.items():
+            field = _FIELDS.get(key)
+            if field is None or (type(value) is str and key in _TEXT_SET and value.isascii()):
+                continue  # not stored, or plain text: the usual cases, decided without a call
+            if not field[0](value):
+                clean[key] = field[1](value)
+        clean.setdefault("sg_machine_open", False)
         if kind == "bounce" and "type" in event:  # "bounce" or "blocked"; stored for bounces only
             clean["type"] = _text(event["type"], "type")
-        _utf8(custom_args_json(event), "custom_args")
+        if event.keys() - SENDGRID_STANDARD_FIELDS - {LANDING_BATCH_KEY}:
+            _utf8(custom_args_json(event), "custom_args")
     except FieldError as error:
         raise RejectedEvent(error.reason) from error
     return clean
