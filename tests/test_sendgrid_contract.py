@@ -2,8 +2,9 @@
 field: the suppression endpoints it serves and the webhook events it posts have the documented keys, with the
 documented JSON types.
 
-Where the sandbox departs from the documentation, the comparison is marked `xfail(strict=True)` with the
-departure spelled out: it fails loudly (XPASS) once the sandbox is fixed, so the mark is then removed.
+Three departures this test found are fixed in sandbox/providers/sendgrid.py: events without `smtp-id`,
+bounces without `bounce_classification`, and group unsubscribes that left /v3/asm/suppressions once their
+webhook event was delivered (and had an empty group_name).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def sandbox_run(sandbox_data: Path) -> dict[str, Any]:
         assert sent.status_code == 202, sent.text
         requests.post(f"{sbx.base_url}/sandbox/clock", json={"advance": 3 * 86400}, timeout=5)
         for day in _one_history_day_per_kind(sandbox_data):
-            sbx.sandbox.replay(day, day)
+            requests.post(f"{sbx.base_url}/sandbox/replay", json={"from": day, "to": day}, timeout=10).raise_for_status()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and requests.get(f"{sbx.base_url}/sandbox/status", timeout=5).json()["outbox"]:
             time.sleep(0.1)
@@ -188,25 +189,16 @@ def test_sandbox_events_use_the_documented_json_types(documented_kind_events: li
     assert sorted({d for e in documented_kind_events for d in type_departures(e, documented)}) == []
 
 
-@pytest.mark.xfail(strict=True, reason="sandbox departs: its events carry no `smtp-id`, which every documented "
-                   "delivery, spam-report and group (un/re)subscribe example has (sandbox/world.py reactions() and the "
-                   "generator's history events should add it)")
 def test_sandbox_events_carry_smtp_id_like_the_documented_examples(documented_kind_events: list[dict]) -> None:
     missing = sorted({e["event"] for e in documented_kind_events if e["event"] in SMTP_ID_KINDS and "smtp-id" not in e})
     assert missing == []
 
 
-@pytest.mark.xfail(strict=True, reason="sandbox departs: its bounce events carry no `bounce_classification`, "
-                   "which the documented bounce and blocked examples have ('Invalid Address', ...)")
 def test_sandbox_bounces_carry_a_bounce_classification(documented_kind_events: list[dict]) -> None:
     bounces = [e for e in documented_kind_events if e["event"] == "bounce"]
     assert bounces and all(isinstance(e.get("bounce_classification"), str) for e in bounces)
 
 
-@pytest.mark.xfail(strict=True, reason="sandbox departs: a group unsubscribe from a live reaction is listed by "
-                   "/v3/asm/suppressions only while its webhook event waits in the outbox (server.py "
-                   "_reaction_unsubscribes reads state['outbox']), and with group_name ''; SendGrid keeps it, with "
-                   "the group's name")
 def test_delivered_group_unsubscribes_stay_in_the_group_suppressions(sandbox_run: dict[str, Any]) -> None:
     live = {(e["email"], e["asm_group_id"]) for e in sandbox_run["events"]
             if e["event"] == "group_unsubscribe" and e.get("campaign_id") == "reengagement"}
