@@ -21,9 +21,8 @@ from typing import Any
 import orjson
 from upath import UPath
 
-from alumni_orchestration.ingest.sendgrid.records import KNOWN_EVENTS, RejectedEvent, clean_sendgrid_event
+from alumni_orchestration.ingest.sendgrid.records import RejectedEvent, clean_sendgrid_event
 
-__all__ = ["KNOWN_EVENTS", "Landing", "read_day_batches", "read_day_events"]
 TEMP_PREFIX = ".tmp-"
 SOURCE = "sendgrid.webhook"
 
