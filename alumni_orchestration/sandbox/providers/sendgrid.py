@@ -16,6 +16,31 @@ from alumni_orchestration.sandbox.world import reactions
 from alumni_orchestration.webhook import signing
 
 SUPPRESSION_KINDS = ("bounces", "blocks", "spam_reports", "unsubscribes", "invalid_emails")
+# The kinds whose documented examples carry `smtp-id` (Event Webhook Reference; tests/fixtures/providers/sendgrid).
+SMTP_ID_KINDS = frozenset({"processed", "dropped", "delivered", "deferred", "bounce", "spamreport",
+                           "group_unsubscribe", "group_resubscribe"})
+
+
+def bounce_classification(event: dict[str, Any]) -> str:
+    """SendGrid's classification of a bounce or block, from its enhanced status code."""
+    status = str(event.get("status") or "")
+    if status.startswith("5.1."):
+        return "Invalid Address"
+    if status.startswith("5.7."):
+        return "Reputation"
+    return "Unclassified"
+
+
+def as_posted(event: dict[str, Any]) -> dict[str, Any]:
+    """An event in the documented webhook shape: `smtp-id` (the first half of sg_message_id, as documented;
+    none for an asynchronous bounce, which has no message id) and a bounce's `bounce_classification`."""
+    posted = dict(event)
+    message_id = event.get("sg_message_id")
+    if event.get("event") in SMTP_ID_KINDS and isinstance(message_id, str) and "smtp-id" not in event:
+        posted["smtp-id"] = f"<{message_id.split('.')[0]}@ismtpd-sandbox>"
+    if event.get("event") == "bounce" and "bounce_classification" not in event:
+        posted["bounce_classification"] = bounce_classification(event)
+    return posted
 
 
 def sendgrid_error(status: int, message: str, field: str | None = None) -> ApiError:
@@ -54,7 +79,8 @@ class SendGridProvider(Provider):
         self.asm_suppressions = read_json(folder / "asm_suppressions.json", [])
         self.key = self._signing_key()
         self.store = shared.store
-        for key, empty in (("batches", {}), ("held", []), ("pending_events", []), ("outbox", []), ("sent_ids", [])):
+        for key, empty in (("batches", {}), ("held", []), ("pending_events", []), ("outbox", []), ("sent_ids", []),
+                           ("group_unsubscribes", [])):
             self.store.setdefault(key, empty)
         self.sent_ids = set(self.store["sent_ids"])
         shared.before_save(self._store_sent_ids)
@@ -165,7 +191,7 @@ class SendGridProvider(Provider):
                 self.sent_ids.add(message["sg_message_id"])
                 recipient = self.shared.recipients.get(message["email"].strip().lower())
                 events, payment = reactions(self.shared.seed, message, recipient, self.shared.dues_truth)
-                self.store["pending_events"].extend(events)
+                self.store["pending_events"].extend(as_posted(e) for e in events)
                 if payment:
                     self.shared.publish("payment", payment)
                 released += 1
@@ -175,6 +201,7 @@ class SendGridProvider(Provider):
             if due:
                 self.store["pending_events"] = [e for e in self.store["pending_events"] if e["timestamp"] > now]
                 self.store["outbox"].extend(sorted(due, key=lambda e: e["timestamp"]))
+                self._record_group_unsubscribes(due)
             if persist and (released or due):
                 self.shared.save()
             return released
@@ -187,7 +214,7 @@ class SendGridProvider(Provider):
             for path in sorted((self.shared.data / "providers/sendgrid/events").glob("*.jsonl")):
                 if first_day <= path.stem <= last_day:
                     lines = path.read_text().splitlines()
-                    self.store["outbox"].extend(json.loads(line) for line in lines if line.strip())
+                    self.store["outbox"].extend(as_posted(json.loads(line)) for line in lines if line.strip())
                     count += len(lines)
             self.shared.save()
         return count
@@ -201,11 +228,17 @@ class SendGridProvider(Provider):
             del self.store["outbox"][:size]
             self.shared.save()
 
+    def _record_group_unsubscribes(self, due: list[dict[str, Any]]) -> None:
+        """A group unsubscribe, once it has happened, stays in the group's suppressions (as at SendGrid),
+        whether or not its webhook event was delivered yet."""
+        names = {g.get("id"): g.get("name", "") for g in self.asm_groups}
+        self.store["group_unsubscribes"].extend(
+            {"email": e["email"], "group_id": e["asm_group_id"], "group_name": names.get(e["asm_group_id"], ""),
+             "created_at": e["timestamp"]} for e in due if e.get("event") == "group_unsubscribe")
+
     def _reaction_unsubscribes(self) -> list[dict[str, Any]]:
         with self.shared.lock:
-            sent = [e for e in self.store["outbox"] if e.get("event") == "group_unsubscribe"]
-        return [{"email": e["email"], "group_id": e["asm_group_id"], "group_name": "", "created_at": e["timestamp"]}
-                for e in sent]
+            return list(self.store["group_unsubscribes"])
 
     # ---- routes ----
     def mail_send_route(self, request: Request) -> Reply:
