@@ -34,7 +34,7 @@ SOURCE_ROW_EXPRESSION = {"sqlite": "rowid", "postgresql": "ctid"}
 
 # The one reading of each kind of text, or NULL. DuckDB's own casts are too lenient for this:
 # '2000.5' as integer is 2001, 'epoch' is a date, '12.345' as decimal(10, 2) is 12.35.
-_INTEGER_TEXT = r"[+-]?\d{1,9}(\.0*)?"  # an integral value, also as a database writes a float ("2000.0")
+_INTEGER_TEXT = r"[+-]?\d{1,10}(\.0*)?"  # an integral value, also as a database writes a float ("2000.0")
 _AMOUNT_TEXT = r"[+-]?\d{1,8}(\.\d{0,2}0*)?"  # euros, at most two significant decimals
 _DATE_TEXT = r"\d{4}-\d{1,2}-\d{1,2}([ T][0-9:.]*([+-][0-9:]+|Z)?)?"
 _TIMESTAMP_TEXT = r"\d{4}-\d{1,2}-\d{1,2}([ T][0-9:.]+)?"
@@ -50,7 +50,9 @@ def _sql_list(values: tuple[str, ...]) -> str:
 
 
 def _integer(col: str) -> str:
-    return f"case when regexp_full_match(trim({col}), '{_INTEGER_TEXT}') then cast(cast(trim({col}) as double) as integer) end"
+    """An integral value; past the 32-bit range, NULL (quarantined) rather than an error."""
+    return (f"case when regexp_full_match(trim({col}), '{_INTEGER_TEXT}') "
+            f"then try_cast(cast(trim({col}) as double) as integer) end")
 
 
 def _amount(col: str) -> str:
@@ -59,7 +61,8 @@ def _amount(col: str) -> str:
 
 def _date(col: str) -> str:
     """A date, possibly written with a time (ignored), as a DATETIME column reads."""
-    return f"case when regexp_full_match(trim({col}), '{_DATE_TEXT}') then try_cast(split_part(split_part(trim({col}), ' ', 1), 'T', 1) as date) end"
+    day = f"split_part(split_part(trim({col}), ' ', 1), 'T', 1)"
+    return f"case when regexp_full_match(trim({col}), '{_DATE_TEXT}') then try_cast({day} as date) end"
 
 
 def _timestamp(col: str) -> str:
