@@ -18,7 +18,10 @@ from alumni_orchestration.ingest.helloasso.client import (
     window_summary,
     without_outside_fields,
 )
-from alumni_orchestration.ingest.helloasso.records import flatten_helloasso_order_details, flatten_helloasso_payments
+from alumni_orchestration.ingest.helloasso.records import (
+    flatten_helloasso_order_details,
+    flatten_helloasso_payments,
+)
 from alumni_orchestration.warehouse import replace_partition_rows
 
 FIRST, LAST = "2025-01-01", "2025-01-31"
