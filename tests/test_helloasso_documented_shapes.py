@@ -75,8 +75,8 @@ def test_documented_helloasso_shapes_load_through_the_real_assets(loaded) -> Non
             return conn.execute(sql).fetchall()
 
         assert rows("select count(*) from raw.helloasso_forms") == [(2,)]
-        assert rows("select order_id from raw.helloasso_orders order by 1") == [(20499,), (21001,), (21004,)]
-        assert rows("select count(*) from raw.helloasso_items") == [(5,)]
+        assert rows("select order_id from raw.helloasso_orders order by 1") == [(20499,), (21001,), (21004,), (21005,)]
+        assert rows("select count(*) from raw.helloasso_items") == [(6,)]
         assert rows("select item_id, amount_cents from raw.helloasso_item_options order by 1") == [(21001, 3500),
                                                                                                    (21002, 1500)]
         assert rows("select count(*) from raw.helloasso_payments") == [(3,)]
@@ -91,7 +91,7 @@ def test_documented_helloasso_shapes_load_through_the_real_assets(loaded) -> Non
                  + (select coalesce(sum(amount_cents), 0) from raw.helloasso_item_options p
                     where p.order_id = o.order_id)
             from raw.helloasso_orders o order by 1""") == [(20499, 2000, 2000), (21001, 11000, 11000),
-                                                          (21004, 5000, 5000)]
+                                                          (21004, 5000, 5000), (21005, 5000, 5000)]
         # Every quarantine reason is named; the one documented problem is the "Email" answered "Oui".
         quarantine = rows("select source, record_key, reason, scope from raw.quarantine order by all")
         assert all(reason for _, _, reason, _ in quarantine)

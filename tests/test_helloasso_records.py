@@ -96,3 +96,66 @@ def test_a_payment_with_a_decimal_amount_or_a_text_id_is_quarantined_alone() -> 
         ("10", "invalid_field_type:amount"), ("ten", "invalid_field_type:id"),
         ("11", "invalid_field_type:order.id"), ("12", "invalid_field_type:amount"),
     ]
+
+
+# --- The documented shapes (tests/fixtures/providers/helloasso, see SOURCES.md) ---------------------------------
+
+def _documented(name: str) -> list:
+    from tests.fixture_server import fixture
+
+    return fixture("helloasso", name)["data"]
+
+
+def test_documented_orders_flatten_to_typed_rows_with_options_and_money_conserved() -> None:
+    import datetime as dt
+
+    from alumni_orchestration.ingest.helloasso.records import flatten_helloasso_order_details
+
+    rows = flatten_helloasso_order_details(_documented("orders_with_details.json"))
+    assert [(o["order_id"], o["partition_date"], o["form_type"], o["total_cents"]) for o in rows.orders] == [
+        (21001, dt.date(2025, 3, 8), "Event", 11000), (21004, dt.date(2025, 3, 9), "Membership", 5000),
+        (21005, dt.date(2025, 3, 9), "Membership", 5000), (20499, dt.date(2025, 3, 10), "Donation", 2000)]
+    assert rows.orders[0]["order_at"] == dt.datetime(2025, 3, 8, 9, 15, 2, 744211)
+    assert [(i["item_id"], i["item_type"], i["amount_cents"], i["email"], i["promo"]) for i in rows.items] == [
+        (21001, "Registration", 2500, "lea.roux@example.org", "2010"), (21002, "Registration", 2500, None, None),
+        (21003, "Donation", 1000, None, None), (21004, "Membership", 5000, None, None),
+        (21005, "Membership", 5000, "sam.petit@example.org", None), (20499, "Donation", 2000, None, None)]
+    assert [(o["item_id"], o["option_index"], o["option_id"], o["name"], o["amount_cents"], o["price_category"],
+             o["is_required"]) for o in rows.options] == [
+        (21001, 0, 301, "Dîner de gala", 3500, "Fixed", False), (21002, 0, 302, "T-shirt", 1500, "Fixed", False)]
+    for order in rows.orders:
+        parts = [i["amount_cents"] for i in rows.items if i["order_id"] == order["order_id"]]
+        parts += [o["amount_cents"] for o in rows.options if o["order_id"] == order["order_id"]]
+        assert order["total_cents"] == sum(parts)
+    assert [(b["source"], b["record_key"], b["reason"], b["scope"]) for b in rows.bad] == [
+        ("helloasso.items", "21004", "invalid_email:Email", "field")]
+
+
+def test_a_configured_exact_label_is_the_email_field_and_nothing_near_it() -> None:
+    order = _order()
+    order["items"][0]["customFields"].append({"id": 5, "name": "Adresse électronique", "type": "TextInput",
+                                              "answer": "lea@example.org"})
+    _, items, _ = flatten_helloasso_orders([copy.deepcopy(order)])
+    assert items[0]["email"] is None
+    _, items, _ = flatten_helloasso_orders([copy.deepcopy(order)], email_labels=("adresse ÉLECTRONIQUE",))
+    assert items[0]["email"] == "lea@example.org"
+    _, items, _ = flatten_helloasso_orders([copy.deepcopy(order)], email_labels=("Adresse",))
+    assert items[0]["email"] is None
+
+
+def test_documented_payments_and_forms_flatten_to_typed_rows() -> None:
+    import datetime as dt
+
+    from alumni_orchestration.ingest.helloasso.records import flatten_helloasso_forms
+
+    payments, bad = flatten_helloasso_payments(_documented("payments.json"))
+    assert bad == []
+    assert [(p["payment_id"], p["order_id"], p["amount_cents"], p["payment_type"], p["payment_means"],
+             p["partition_date"]) for p in payments] == [
+        (13801, 21001, 11000, None, "Card", dt.date(2025, 3, 8)), (13802, 21004, 5000, None, "Card", dt.date(2025, 3, 9)),
+        (13803, 21005, 5000, "Offline", "Check", dt.date(2025, 3, 9))]
+    forms, bad = flatten_helloasso_forms(_documented("forms.json"))
+    assert bad == []
+    assert [(f["form_slug"], f["form_type"], f["topic"], f["city"]) for f in forms] == [
+        ("gala-2025", "Event", "gala", None), ("adhesion-2025", "Membership", None, None)]
+    assert forms[0]["start_at"] == dt.datetime(2025, 4, 12, 17, 0)

@@ -608,7 +608,7 @@ class AssociationWriter:
             items.append({"id": order_id * 10 + 1, "amount": donation * 100, "type": "Donation", "state": "Processed",
                           "name": "Don", "user": {"firstName": first, "lastName": last}, "customFields": []})
         total = sum(it["amount"] for it in items)
-        offline = (order_id % 23) == 0
+        offline = (order_id % 23) == 0  # a payment's type is one of HelloAsso's Offline, Credit, Debit
         attributions.append(("helloasso_payer", str(order_id), int(c.ids[i])))
         for it in items:
             attributions.append(("helloasso_item", str(it["id"]), int(c.ids[i])))
@@ -617,7 +617,7 @@ class AssociationWriter:
             "organizationSlug": ORG_SLUG, "payer": {"email": email, "firstName": first, "lastName": last, "country": "FRA"},
             "items": items,
             "payments": [{"id": order_id * 10 + 5, "amount": total, "date": date, "paymentMeans": "Cash" if offline else "Card",
-                          "state": "Authorized", "type": "Offline" if offline else "Online"}],
+                          "state": "Authorized", "type": "Offline" if offline else "Credit"}],
             "amount": {"total": total, "vat": 0, "discount": 0},
             "meta": {"createdAt": date, "updatedAt": date},
         }
@@ -841,7 +841,7 @@ class AssociationWriter:
                  "meta": {"createdAt": date, "updatedAt": date}, "payments": []}
         if price_cents:
             order["payments"] = [{"id": key * 10 + 5, "amount": price_cents, "date": date, "paymentMeans": "Card",
-                                  "state": "Refunded" if cancelled else "Authorized", "type": "Online"}]
+                                  "state": "Refunded" if cancelled else "Authorized", "type": "Credit"}]
         orders.append(order)
         attributions.append(("helloasso_payer", str(key), "" if payer_is_other else owner))
         attributions.append(("helloasso_item", str(key * 10), owner))
