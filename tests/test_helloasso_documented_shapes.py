@@ -31,6 +31,7 @@ def _routes() -> dict:
         ("GET", f"{base}/orders"): _paged(fixture("helloasso", "orders_with_details.json")),
         ("GET", f"{base}/payments"): _paged(fixture("helloasso", "payments.json")),
         ("GET", f"{base}/forms"): _paged(fixture("helloasso", "forms.json")),
+        ("GET", f"{base}/forms/Event/gala-2025/public"): answer(fixture("helloasso", "form_public.json")),
     }
 
 
@@ -74,7 +75,9 @@ def test_documented_helloasso_shapes_load_through_the_real_assets(loaded) -> Non
         def rows(sql: str) -> list[tuple]:
             return conn.execute(sql).fetchall()
 
-        assert rows("select count(*) from raw.helloasso_forms") == [(2,)]
+        # The event's city, from its public details (the forms listing documents no place).
+        assert rows("select form_slug, city from raw.helloasso_forms order by 1") == [("adhesion-2025", None),
+                                                                                      ("gala-2025", "Paris")]
         assert rows("select order_id from raw.helloasso_orders order by 1") == [(20499,), (21001,), (21004,), (21005,)]
         assert rows("select count(*) from raw.helloasso_items") == [(6,)]
         assert rows("select item_id, amount_cents from raw.helloasso_item_options order by 1") == [(21001, 3500),

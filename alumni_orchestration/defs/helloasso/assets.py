@@ -61,14 +61,15 @@ def paris_window(first_day: str, last_day: str) -> tuple[str, str]:
     group_name="sources",
     kinds={"helloasso", "duckdb"},
     pool=WAREHOUSE_POOL,
-    description="HelloAsso Event and Membership forms; topic from the #hashtag in the description.",
+    description="HelloAsso Event and Membership forms; topic from the #hashtag in the description; an event's city "
+    "from its public details.",
     freshness_policy=DAILY_FRESHNESS,
     check_specs=[conservation_spec(FORMS)],
 )
 def helloasso_forms(
     context: dg.AssetExecutionContext, helloasso: HelloAssoResource, warehouse: WarehouseResource
 ):
-    records = list(helloasso.client().forms())
+    records = list(helloasso.client().forms_with_place())
     rows, bad = flatten_helloasso_forms(records)
     with warehouse.write() as conn:
         ensure_raw_schema(conn)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import duckdb
 import pyarrow.parquet as pq
@@ -104,6 +105,27 @@ class HelloAssoClient:
     def forms(self) -> Iterator[dict[str, Any]]:
         path = f"/organizations/{self.organization_slug}/forms"
         return paginate(self._fetcher(path), {"formTypes": ["Event", "Membership"], "pageSize": 100}, path)
+
+    def form_public(self, form_type: str, form_slug: str) -> dict[str, Any] | None:
+        """A form's public details (FormPublicModel), or None when HelloAsso has none to show (404)."""
+        path = f"/organizations/{self.organization_slug}/forms/{quote(form_type, safe='')}/{quote(form_slug, safe='')}/public"
+        try:
+            return self._fetcher(path)({})
+        except ProviderError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def forms_with_place(self) -> Iterator[Any]:
+        """The forms, an Event's with its place: the listing (FormLightModel) documents no place, only a form's
+        /public details do, so an event's city costs one call per Event form."""
+        for form in self.forms():
+            if (isinstance(form, dict) and "place" not in form and form.get("formType") == "Event"
+                    and isinstance(form.get("formSlug"), str) and form["formSlug"]):
+                public = self.form_public(form["formType"], form["formSlug"])
+                if isinstance(public, dict) and public.get("place") is not None:
+                    form = {**form, "place": public["place"]}
+            yield form
 
     def orders(self, date_from: str, date_to: str) -> Iterator[dict[str, Any]]:
         """Orders (with items) dated in [date_from, date_to)."""
