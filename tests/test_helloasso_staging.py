@@ -202,3 +202,26 @@ def test_staging_consumes_the_records_a_chunk_at_a_time(tmp_path: Path) -> None:
     finally:
         module.flatten_helloasso_order_details = original
     assert read == len(raw_orders) and max(written) == 10 and sum(written) == read
+
+
+def test_money_balance_holds_for_the_documented_orders_and_names_an_order_whose_options_are_lost(tmp_path: Path) -> None:
+    from alumni_orchestration.ingest.helloasso.client import money_balance
+    from tests.fixture_server import fixture
+
+    first, last = "2025-03-01", "2025-03-31"
+    staged = StagedWindow(tmp_path / "o.parquet", tmp_path / "i.parquet", tmp_path / "io.parquet",
+                          tmp_path / "p.parquet", first, last)
+    stage_orders(iter(fixture("helloasso", "orders_with_details.json")["data"]), staged.orders, staged.items,
+                 staged.options)
+    stage_payments(iter(fixture("helloasso", "payments.json")["data"]), staged.payments)
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
+        conn.execute("create schema raw")
+        load_staged(conn, "raw", staged)
+        balance = money_balance(conn, "raw", first, last)
+        assert balance.passed and balance.orders_checked == 4
+        # The items alone, as the loads stored them before options were kept: 5000 cents short on order 21001.
+        conn.execute("delete from raw.helloasso_item_options")
+        balance = money_balance(conn, "raw", first, last)
+        assert not balance.passed and balance.unbalanced == [(21001, 11000, 6000)]
+        # Another window's orders are not this window's business.
+        assert money_balance(conn, "raw", "2025-04-01", "2025-04-30").orders_checked == 0
