@@ -28,6 +28,7 @@ from alumni_orchestration.sandbox.state import (
 from alumni_orchestration.synthetic.timeutil import iso_paris
 
 DEFAULT_CLIENT = ("sandbox-client", "sandbox-secret")
+PUBLIC_ONLY = frozenset({"place"})  # FormPublicModel's fields that FormLightModel (the forms listing) does not have
 
 
 def helloasso_error(status: int, message: str) -> ApiError:
@@ -81,6 +82,7 @@ class HelloAssoProvider(Provider):
     ROUTES = {
         ("GET", "/organizations/{org}/forms"): "forms_route",
         ("GET", "/organizations/{org}/forms/{form_type}/{form_slug}/orders"): "form_orders_route",
+        ("GET", "/organizations/{org}/forms/{form_type}/{form_slug}/public"): "form_public_route",
         ("GET", "/organizations/{org}/orders"): "orders_route",
         ("GET", "/organizations/{org}/items"): "items_route",
         ("GET", "/organizations/{org}/payments"): "payments_route",
@@ -158,7 +160,7 @@ class HelloAssoProvider(Provider):
                        "customFields": [{"name": "Email", "type": "TextInput", "answer": recipient.email},
                                         {"name": "Promo", "type": "TextInput", "answer": recipient.graduation_year}]}],
             "payments": [{"id": order_id * 10 + 5, "amount": cents, "date": date, "paymentMeans": "Card",
-                          "state": "Authorized", "type": "Online"}],
+                          "state": "Authorized", "type": "Credit"}],
             "amount": {"total": cents, "vat": 0, "discount": 0}, "meta": {"createdAt": date, "updatedAt": date},
         }
         with self.shared.lock:
@@ -241,9 +243,20 @@ class HelloAssoProvider(Provider):
         return 200, self.issue_token(request.form())
 
     def forms_route(self, request: Request) -> Reply:
+        """The listing is of FormLightModel, which has no place: a form's place is in its public details."""
         form_types, page_size = self._organization_query(request), self._page_size(request)
-        forms = [f for f in self.forms if not form_types or f["formType"] in form_types]
+        forms = [{k: v for k, v in f.items() if k not in PUBLIC_ONLY} for f in self.forms
+                 if not form_types or f["formType"] in form_types]
         return 200, helloasso_page(forms, request.arg("continuationToken"), page_size, self._signature(request, form_types))
+
+    def form_public_route(self, request: Request) -> Reply:
+        """A form's public details (FormPublicModel): the listing's fields and its place."""
+        self._organization_query(request)
+        wanted = (request.params["form_type"], request.params["form_slug"])
+        form = next((f for f in self.forms if (f.get("formType"), f.get("formSlug")) == wanted), None)
+        if form is None:
+            raise self.not_found()
+        return 200, form
 
     def form_orders_route(self, request: Request) -> Reply:
         return self._listing_reply(request, "orders", (request.params["form_type"], request.params["form_slug"]))
