@@ -5,6 +5,7 @@ connections while "SendGrid is down"), a real second process holding the warehou
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import subprocess
@@ -17,11 +18,23 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 
+from alumni_orchestration.campaigns.transport import Rejected
 from alumni_orchestration.defs.campaigns.resources import EmailSenderResource
 from alumni_orchestration.defs.operations.sensors import alumni_run_failure_alert
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
-from alumni_orchestration.operations.alert_delivery import OUTBOXED, PENDING, SENT, delivery_statuses
+from alumni_orchestration.operations.alert_delivery import (
+    OUTBOXED,
+    PENDING,
+    SENT,
+    TICK_BUDGET_SECONDS,
+    Alert,
+    AlertChannel,
+    AlertNotRecorded,
+    deliver,
+    delivery_statuses,
+)
 from alumni_orchestration.warehouse import connect
 
 LEAD = "lead@association.test"
@@ -250,3 +263,69 @@ def test_in_outbox_mode_the_outbox_is_the_channel(tmp_path: Path) -> None:
         cursor = _tick(instance, definitions, sender, cursor)
     [(to_email, _, text)] = _outbox_alerts(warehouse)
     assert to_email == LEAD and f"/runs/{run_id}" in text and _statuses(warehouse) == {run_id: OUTBOXED}
+
+
+# --- the retry policy, on a clock the test moves ---------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def _channel(send, clock: FakeClock) -> AlertChannel:
+    return AlertChannel(send=send, connect=None, sleep=clock.sleep, clock=lambda: clock.now)
+
+
+def _failing(clock: FakeClock, exc: Exception, takes: float = 0.0):
+    attempts = []
+
+    def send(subject: str, text: str) -> None:
+        attempts.append(subject)
+        clock.now += takes
+        raise exc
+    return send, attempts
+
+
+ALERT = Alert("run-1", LEAD, "[alumni] Dagster run failed: j", "text")
+NOW = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
+
+
+def test_a_refused_send_is_tried_three_times_with_a_short_backoff() -> None:
+    clock = FakeClock()
+    send, attempts = _failing(clock, ConnectionRefusedError("refused for lead@association.test"))
+    channel = _channel(send, clock)
+    with pytest.raises(AlertNotRecorded) as raised:
+        deliver(channel, ALERT, NOW)
+    assert len(attempts) == 3 and clock.sleeps == [1.0, 2.0]
+    assert "lead@association.test" not in str(raised.value) + (channel.down or "")  # masked: no address in logs
+    deliver_again, again = _failing(clock, ConnectionRefusedError("refused"))
+    channel.send = deliver_again
+    with pytest.raises(AlertNotRecorded):
+        deliver(channel, ALERT, NOW)  # SendGrid already failed in this tick: straight to the outbox
+    assert again == []
+
+
+def test_a_frozen_sendgrid_costs_one_attempt_and_a_rejection_is_not_retried() -> None:
+    clock = FakeClock()
+    send, attempts = _failing(clock, TimeoutError("timed out"), takes=30.0)  # the resource's request timeout
+    with pytest.raises(AlertNotRecorded):
+        deliver(_channel(send, clock), ALERT, NOW)
+    assert len(attempts) == 1 and clock.sleeps == []
+    send, attempts = _failing(clock, Rejected("SendGrid /v3/mail/send: The from address is not verified"))
+    with pytest.raises(AlertNotRecorded):
+        deliver(_channel(send, clock), ALERT, NOW)
+    assert len(attempts) == 1
+
+
+def test_a_tick_starts_no_new_alert_past_its_budget() -> None:
+    clock = FakeClock()
+    channel = _channel(lambda subject, text: None, clock)
+    assert not channel.out_of_time()
+    clock.now += TICK_BUDGET_SECONDS + 0.1
+    assert channel.out_of_time()

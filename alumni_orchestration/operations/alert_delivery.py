@@ -25,7 +25,8 @@ DELIVERIES = "operations.alert_deliveries"
 PENDING, SENT, OUTBOXED = "pending", "sent", "outboxed"
 SEND_ATTEMPTS = 3
 BACKOFF_SECONDS = 1.0  # then 2 s: an alert waits seconds, not minutes, before it falls back to the outbox
-SEND_BUDGET_SECONDS = 20.0  # no new attempt after this long (a frozen SendGrid holds each one until its timeout)
+SEND_BUDGET_SECONDS = 10.0  # no new attempt after this long (a frozen SendGrid holds each one until its timeout)
+TICK_BUDGET_SECONDS = 10.0  # no new alert started after this long into a tick
 
 DDL = f"""create table if not exists {DELIVERIES} (
     message_id varchar primary key, run_id varchar not null, status varchar not null,
@@ -59,7 +60,17 @@ class AlertChannel:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     down: str | None = None  # why SendGrid failed during this tick: later alerts go to the outbox at once
-    errors: list[str] = field(default_factory=list)
+    budget_seconds: float = TICK_BUDGET_SECONDS
+    started: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def out_of_time(self) -> bool:
+        """No new alert is started past the budget: one alert may still take a send timeout and a warehouse
+        wait, and the whole tick must end inside the daemon's 60 s (a tick that times out keeps its cursor,
+        so alerts already sent would be sent again, and again)."""
+        return self.clock() - self.started > self.budget_seconds
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -86,12 +97,16 @@ def _send_with_retries(channel: AlertChannel, alert: Alert) -> str | None:
     return reason
 
 
+def _ensure_tables(conn) -> None:
+    ensure_tables(conn)
+    conn.execute("create schema if not exists operations")
+    conn.execute(DDL)
+
+
 def record_in_outbox(connect: Connect, alert: Alert, status: str, detail: str | None, now: dt.datetime) -> None:
     """The alert in the outbox with its delivery status, in one transaction; a second call changes nothing."""
     with connect() as conn:
-        ensure_tables(conn)
-        conn.execute("create schema if not exists operations")
-        conn.execute(DDL)
+        _ensure_tables(conn)
         conn.execute("begin transaction")
         conn.execute(f"insert into {OUTBOX} (message_id, kind, to_email, subject, text, created_at) "
                      "values (?, 'alert', ?, ?, ?, ?) on conflict do nothing",
@@ -128,15 +143,13 @@ def resend_pending(channel: AlertChannel, now: dt.datetime, limit: int = 20) -> 
     if channel.send is None or channel.connect is None:
         return [], 0
     with channel.connect() as conn:
-        conn.execute("create schema if not exists operations")
-        conn.execute(DDL)
-        ensure_tables(conn)
+        _ensure_tables(conn)
         rows = conn.execute(f"select d.message_id, d.run_id, o.subject, o.text from {DELIVERIES} d join {OUTBOX} o "
                             "using (message_id) where d.status = ? order by d.created_at, d.message_id limit ?",
                             [PENDING, limit]).fetchall()
     sent: list[tuple[str, str]] = []
     for message_id, run_id, subject, text in rows:
-        if channel.down:
+        if channel.down or channel.out_of_time():
             break
         try:
             channel.send(subject, text)

@@ -44,7 +44,7 @@ from alumni_orchestration.warehouse import connect
 DEFAULT_WEBSERVER_URL = "http://127.0.0.1:3000"
 DEFAULT_RECIPIENT = "digital-lead@anciens-exemple.fr"
 FAILURES_PER_TICK = 25
-WAREHOUSE_WAIT_SECONDS = 15.0  # a tick must end inside the daemon's 60 s: a busy warehouse is tried next tick
+WAREHOUSE_WAIT_SECONDS = 10.0  # a tick must end inside the daemon's 60 s: a busy warehouse is tried next tick
 _WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
 
 
@@ -170,6 +170,8 @@ def alumni_run_failure_alert(context: dg.SensorEvaluationContext, email_sender: 
     counts: Counter = Counter()
     blocked = None
     for record in _new_failures(context.instance, cursor.after):
+        if channel.out_of_time():  # the rest on the next tick: a tick that times out would repeat its sends
+            break
         alert = _alert(context.instance, record, email_sender)
         if alert is not None:
             try:
@@ -182,7 +184,7 @@ def alumni_run_failure_alert(context: dg.SensorEvaluationContext, email_sender: 
             counts[status] += 1
             cursor.pending += status == PENDING
         cursor.after = record.storage_id
-    if cursor.pending and not channel.down and blocked is None:
+    if cursor.pending and not channel.down and blocked is None and not channel.out_of_time():
         _resend(context, channel, cursor, counts)
     if blocked and not counts:  # nothing moved: a failed tick is the loudest signal, and it keeps the cursor
         raise AlertNotRecorded(blocked)
