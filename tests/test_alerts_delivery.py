@@ -140,8 +140,9 @@ def _tick(instance: dg.DagsterInstance, definitions: dg.Definitions, sender: Ema
             return cursor
 
 
-def _fail(instance: dg.DagsterInstance, definitions: dg.Definitions, job: str = "failing_job") -> str:
-    result = definitions.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
+def _fail(instance: dg.DagsterInstance, definitions: dg.Definitions, job: str = "failing_job",
+          tags: dict[str, str] | None = None) -> str:
+    result = definitions.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False, tags=tags)
     assert not result.success
     return result.run_id
 
@@ -258,11 +259,12 @@ def test_in_outbox_mode_the_outbox_is_the_channel(tmp_path: Path) -> None:
     definitions = _definitions(sender)
     with dg.instance_for_test() as instance:
         cursor = _tick(instance, definitions, sender, None)
-        run_id = _fail(instance, definitions)
+        run_id = _fail(instance, definitions, tags={"dagster/will_retry": "true"})  # as run retries tag it
         cursor = _tick(instance, definitions, sender, cursor)
         cursor = _tick(instance, definitions, sender, cursor)
     [(to_email, _, text)] = _outbox_alerts(warehouse)
     assert to_email == LEAD and f"/runs/{run_id}" in text and _statuses(warehouse) == {run_id: OUTBOXED}
+    assert "re-executes it automatically" in text
 
 
 # --- the retry policy, on a clock the test moves ---------------------------------------------------------------

@@ -45,6 +45,7 @@ DEFAULT_WEBSERVER_URL = "http://127.0.0.1:3000"
 DEFAULT_RECIPIENT = "digital-lead@anciens-exemple.fr"
 FAILURES_PER_TICK = 25
 WAREHOUSE_WAIT_SECONDS = 10.0  # a tick must end inside the daemon's 60 s: a busy warehouse is tried next tick
+WILL_RETRY_TAG = "dagster/will_retry"  # set on a failed run when run retries will re-execute it
 _WRAPPERS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
 
 
@@ -108,6 +109,7 @@ def _alert(instance: dg.DagsterInstance, record: dg.EventLogRecord, sender: Aler
         run.run_id, run.job_name, failed_steps(instance, run.run_id), webserver_url(sender),
         run_error=run_error.message if run_error else record.event_log_entry.message,
         partition_range=(start, end) if start and end else None,
+        will_retry=run.tags.get(WILL_RETRY_TAG) == "true",
     )
     return Alert(run.run_id, getattr(sender, "alert_recipient", "") or DEFAULT_RECIPIENT, subject, text)
 
