@@ -163,7 +163,8 @@ def _statuses(warehouse: Path) -> dict[str, str]:
     return delivery_statuses(lambda: connect(warehouse, read_only=True))
 
 
-def test_an_alert_sendgrid_refused_goes_to_the_outbox_and_is_sent_once_sendgrid_is_back(tmp_path: Path) -> None:
+def test_an_alert_sendgrid_refused_goes_to_the_outbox_and_is_sent_once_sendgrid_is_back(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     warehouse = tmp_path / "warehouse.duckdb"
     with refusing_port() as (refusing, port), dg.instance_for_test() as instance:
         sender = _sender(port, warehouse)
@@ -175,6 +176,10 @@ def test_an_alert_sendgrid_refused_goes_to_the_outbox_and_is_sent_once_sendgrid_
         [(to_email, subject, text)] = _outbox_alerts(warehouse)
         assert to_email == LEAD and "failing_job" in subject and f"/runs/{run_id}" in text
         assert PII_EMAIL not in subject + text
+        log = capfd.readouterr().err
+        [loud] = [line for line in log.splitlines() if "FAILURE ALERT NOT SENT" in line]
+        assert run_id in loud and "campaigns.outbox" in loud and "URLError" in loud
+        assert LEAD not in loud and "SG.test-key" not in loud and PII_EMAIL not in loud
 
         assert _statuses(warehouse) == {run_id: PENDING}
         cursor = _tick(instance, definitions, sender, cursor)  # still down: still one alert, not two
