@@ -1,5 +1,10 @@
 """Eventbrite v3 under /eventbrite/v3: the organization's events and attendees, `changed_since` and
-continuation pages, the bearer token."""
+continuation pages, the bearer token, and venues as Eventbrite serves them: an event carries only its
+`venue_id` (null for an online event), the `venue` object comes with `expand=venue`, and each venue
+answers at /venues/{venue_id}/.
+
+The generator stores each event with its venue's address embedded; the sandbox gives every distinct
+place one venue (ids in order of first appearance) and serves the events without it unless asked."""
 
 from __future__ import annotations
 
@@ -55,12 +60,47 @@ def _attendees(rows: list[_Attendee], changed_since: str | None, status: str | N
                      and (not status or (status == "attending") != cancelled(a))], record_of)
 
 
+VENUE_ID_BASE = 500_000_000  # venue ids as Eventbrite's: numeric strings
+
+
+def _venue(venue_id: str, address: dict[str, Any]) -> dict[str, Any]:
+    """A venue object as documented (tests/fixtures/providers/eventbrite/venue.json): what the generator
+    knows of the place (city, region, country), null for the rest."""
+    city, region = address.get("city"), address.get("region")
+    area = ", ".join(part for part in (city, region) if part)
+    return {
+        "address": {"address_1": None, "address_2": None, "city": city, "region": region, "postal_code": None,
+                    "country": address.get("country"), "latitude": None, "longitude": None,
+                    "localized_address_display": area, "localized_area_display": area,
+                    "localized_multi_line_address_display": [area] if area else []},
+        "resource_uri": f"https://www.eventbriteapi.com/v3/venues/{venue_id}/", "id": venue_id,
+        "age_restriction": None, "capacity": None, "name": city, "latitude": None, "longitude": None,
+    }
+
+
+def split_venues(stored: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """(the events as listed, with `venue_id` and no `venue`; the venues by id). An online event, or one
+    stored without an address, has no venue."""
+    events, venues, ids = [], {}, {}
+    for event in stored:
+        event = dict(event)
+        address = (event.pop("venue", None) or {}).get("address") or {}
+        place = (address.get("city"), address.get("region"), address.get("country"))
+        venue_id = None
+        if not event.get("online_event") and address.get("city"):
+            venue_id = ids.setdefault(place, str(VENUE_ID_BASE + len(ids)))
+            venues.setdefault(venue_id, _venue(venue_id, address))
+        events.append(event | {"venue_id": venue_id})
+    return events, venues
+
+
 class EventbriteProvider(Provider):
     name, prefix, api_root = "eventbrite", "/eventbrite", "/eventbrite/v3"
     ROUTES = {
         ("GET", "/organizations/{org_id}/events"): "events_route",
         ("GET", "/organizations/{org_id}/attendees"): "org_attendees_route",
         ("GET", "/events/{event_id}/attendees"): "event_attendees_route",
+        ("GET", "/venues/{venue_id}"): "venue_route",
     }
 
     def __init__(self, shared: SharedState, *, eventbrite_token: str | None = None) -> None:
@@ -68,7 +108,7 @@ class EventbriteProvider(Provider):
         self.token = eventbrite_token
         self.org_id = shared.organization("eventbrite_id")
         folder = shared.data / "providers" / "eventbrite"
-        self.events = read_jsonl(folder / "events.jsonl")
+        self.events, self.venues = split_venues(read_jsonl(folder / "events.jsonl"))
         # Attendees are kept as their JSON lines plus the fields the listings filter on; a record is
         # parsed only when a page shows it (a million members' records as dicts: ~8 GB).
         self.attendees: list[_Attendee] = jsonl_refs(folder / "attendees.jsonl", _Attendee)
@@ -108,8 +148,16 @@ class EventbriteProvider(Provider):
         self._check_organization(request)
         changed_since = request.arg("changed_since")
         events = [e for e in self.events if not changed_since or e["changed"] >= changed_since]
+        if "venue" in ",".join(request.query.get("expand", [])).split(","):
+            events = [e | {"venue": self.venues.get(e["venue_id"])} for e in events]
         return 200, eventbrite_page(events, "events", request.arg("continuation"), page_size,
                                     f"org:{changed_since}")
+
+    def venue_route(self, request: Request) -> Reply:
+        venue = self.venues.get(request.params["venue_id"])
+        if venue is None:
+            raise eventbrite_error(404, "NOT_FOUND", "The venue you requested does not exist.")
+        return 200, venue
 
     def org_attendees_route(self, request: Request) -> Reply:
         page_size = self._page_size(request)
