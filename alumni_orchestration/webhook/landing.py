@@ -178,3 +178,28 @@ def _record_key(event: Any) -> str | None:
     if isinstance(key, bool) or not isinstance(key, str | int):
         return None
     return str(key)[:200].encode("utf-8", "replace").decode("utf-8")
+
+
+# A write holds its temporary file for one write and fsync of at most a few MB: seconds. The receiver is not
+# the only writer (`alumni demo` lands the history into the same folders while it runs), so only temporary
+# files older than this are another writer's leftovers from a kill, never a write in progress.
+STALE_TEMP_SECONDS = 15 * 60
+
+
+def remove_stale_temp_files(landing: Landing, older_than_seconds: float = STALE_TEMP_SECONDS,
+                            now: float | None = None) -> list[str]:
+    """Remove the temporary files a killed write left behind (local folders only; object-store PUTs leave
+    none). Returns their paths relative to the landing root. Batches are never touched."""
+    if not landing.is_local:
+        return []
+    root = Path(landing.root.path)
+    cutoff = (time.time() if now is None else now) - older_than_seconds
+    removed = []
+    for tmp in sorted(root.glob(f"dt=*/{TEMP_PREFIX}*")):
+        try:
+            if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                removed.append(str(tmp.relative_to(root)))
+        except FileNotFoundError:  # renamed or removed meanwhile
+            continue
+    return removed
