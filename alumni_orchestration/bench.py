@@ -509,7 +509,7 @@ def serve_bench_sandbox(data: Path, port: int) -> None:
 @contextmanager
 def sandbox_process(data: Path, log: Path) -> Iterator[str]:
     """The API sandbox in its own process, so that its memory is not counted as the pipeline's."""
-    from alumni_orchestration.demo import wait_for_port
+    from alumni_orchestration.harness.ports import wait_until_own_port
 
     port = free_port()
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -517,7 +517,8 @@ def sandbox_process(data: Path, log: Path) -> Iterator[str]:
         child = subprocess.Popen([sys.executable, "-m", "alumni_orchestration.bench", "sandbox", str(data), str(port)],
                                  stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_for_port(port, child, timeout=600)  # loading a large association's files takes a while
+        # Loading a large association's files takes a while; the port must be this child's, not a stray listener's.
+        wait_until_own_port(port, child, "bench sandbox", log, timeout=600)
         yield f"http://127.0.0.1:{port}"
     finally:
         child.terminate()
