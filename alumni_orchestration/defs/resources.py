@@ -10,7 +10,7 @@ import os
 import dagster as dg
 
 from alumni_orchestration import settings
-from alumni_orchestration.defs.campaigns.resources import REAL_HOSTS, EmailSenderResource
+from alumni_orchestration.defs.campaigns.resources import EmailSenderResource, derived_send_mode
 from alumni_orchestration.defs.eventbrite.resources import EventbriteResource
 from alumni_orchestration.defs.helloasso.resources import HelloAssoResource
 from alumni_orchestration.defs.membership.resources import MembershipDatabaseResource
@@ -26,25 +26,16 @@ def setting(name: str, default: str) -> str:
 def send_mode(sendgrid_host: str) -> str:
     """Explicit ALUMNI_SEND_MODE wins; otherwise a key with the sandbox host means the sandbox, and
     anything else stays in the outbox. Live sending is never a default."""
-    if "ALUMNI_SEND_MODE" in os.environ:
-        return os.environ["ALUMNI_SEND_MODE"]
-    if "SENDGRID_API_KEY" in os.environ and sendgrid_host.rstrip("/") not in REAL_HOSTS:
-        return "sandbox"
-    return "outbox"
+    return derived_send_mode("SENDGRID_API_KEY" in os.environ, sendgrid_host)
 
 
 def email_sender(warehouse: WarehouseResource, sendgrid_host: str) -> EmailSenderResource:
-    mode = send_mode(sendgrid_host)
+    """Only what is not a plain environment default is given here: the resource reads the others (mode
+    included) from the environment itself, so that a run config giving one field keeps them all."""
     return EmailSenderResource(
-        mode=mode,
+        mode=send_mode(sendgrid_host),
         api_key=dg.EnvVar("SENDGRID_API_KEY") if "SENDGRID_API_KEY" in os.environ else "",
         host=sendgrid_host,
-        from_email=setting("ALUMNI_FROM_EMAIL", "contact@anciens-exemple.fr"),
-        from_name=setting("ALUMNI_FROM_NAME", "Association des anciens"),
-        reply_to=setting("ALUMNI_REPLY_TO", ""),
-        organization=setting("HELLOASSO_ORGANIZATION_SLUG", ORG_SLUG),
-        alert_recipient=setting("ALUMNI_ALERT_EMAIL", "digital-lead@anciens-exemple.fr"),
-        webserver_url=setting("ALUMNI_WEBSERVER_URL", "http://127.0.0.1:3000"),
         warehouse=warehouse,
     )
 
