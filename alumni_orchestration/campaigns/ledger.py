@@ -33,6 +33,7 @@ from alumni_orchestration.campaigns.holdout import CONTROL, TREATMENT
 from alumni_orchestration.campaigns.send_window import send_at_unix
 from alumni_orchestration.campaigns.transport import OutcomeUnknown, Rejected
 from alumni_orchestration.contracts import MAX_PERSONALIZATIONS, mail_send_errors
+from alumni_orchestration.warehouse import table_exists
 
 SCHEMA = "campaigns"
 SENDS = f"{SCHEMA}.campaign_sends"
@@ -121,7 +122,9 @@ class UnknownOutcomes:
 
 
 def unknown_outcomes(conn: duckdb.DuckDBPyConnection, campaign_id: str, as_of: dt.date) -> UnknownOutcomes:
-    ensure_tables(conn)
+    """Read-only: the wave's unknown rows, by batch."""
+    if not table_exists(conn, SENDS):
+        return UnknownOutcomes(rows=0, batches=())
     found = conn.execute(f"select batch_id, count(*) from {SENDS} where campaign_id = ? and as_of = ? and status = ? "
                          "group by batch_id order by batch_id", [campaign_id, as_of, UNKNOWN]).fetchall()
     return UnknownOutcomes(rows=sum(n for _, n in found), batches=tuple((str(b), int(n)) for b, n in found))

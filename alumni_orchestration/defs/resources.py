@@ -1,7 +1,8 @@
 """Binds every resource from the environment. See the README's "Configuration" table.
 
 Secrets (database URL, API keys, tokens, client secrets) are always `dg.EnvVar`s, so their values
-never appear in the UI, run config, logs or metadata. Non-secret settings default to the
+never appear in the UI, run config, logs or metadata; the sending key alone is read by the sender
+itself from SENDGRID_API_KEY (see `email_sender`). Non-secret settings default to the
 embedded demo: a SQLite membership base and the local sandbox, under $ALUMNI_HOME.
 """
 
@@ -10,7 +11,7 @@ import os
 import dagster as dg
 
 from alumni_orchestration import settings
-from alumni_orchestration.defs.campaigns.resources import EmailSenderResource, derived_send_mode
+from alumni_orchestration.defs.campaigns.resources import EmailSenderResource
 from alumni_orchestration.defs.eventbrite.resources import EventbriteResource
 from alumni_orchestration.defs.helloasso.resources import HelloAssoResource
 from alumni_orchestration.defs.membership.resources import MembershipDatabaseResource
@@ -23,21 +24,11 @@ def setting(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
-def send_mode(sendgrid_host: str) -> str:
-    """Explicit ALUMNI_SEND_MODE wins; otherwise a key with the sandbox host means the sandbox, and
-    anything else stays in the outbox. Live sending is never a default."""
-    return derived_send_mode("SENDGRID_API_KEY" in os.environ, sendgrid_host)
-
-
 def email_sender(warehouse: WarehouseResource, sendgrid_host: str) -> EmailSenderResource:
-    """Only what is not a plain environment default is given here: the resource reads the others (mode
-    included) from the environment itself, so that a run config giving one field keeps them all."""
-    return EmailSenderResource(
-        mode=send_mode(sendgrid_host),
-        api_key=dg.EnvVar("SENDGRID_API_KEY") if "SENDGRID_API_KEY" in os.environ else "",
-        host=sendgrid_host,
-        warehouse=warehouse,
-    )
+    """The sender reads its settings from the environment itself (the key included, as SENDGRID_API_KEY, so
+    it is never in config, UI or logs): a run config giving one field must keep all the others, and a value
+    given here, an EnvVar especially, would be dropped or left unresolved by such a run config."""
+    return EmailSenderResource(host=sendgrid_host, warehouse=warehouse)
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
