@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml constraints.txt
 .PHONY: install demo test lint chromium
 install: $(STAMP)
 
+# Options after ARGS, e.g. make demo ARGS="--sandbox-port 18765 --webhook-port 18766 --ui-port 13000"
 demo: $(STAMP)
-	$(BIN)/alumni demo
+	$(BIN)/alumni demo $(ARGS)
 
 test: $(STAMP) chromium
 	$(BIN)/ruff check alumni_orchestration tests

@@ -907,7 +907,7 @@ def measure_send(association: Path, work: Path, messages: int, per_request: int)
     shutil.copytree(association, data, ignore=shutil.ignore_patterns("bench_landing", "sandbox_state.json",
                                                                      "mail_send.jsonl", "sent_messages.jsonl"))
     with SandboxServer(data, port=0) as server:
-        known = sorted(server.sandbox.recipients)
+        known = sorted(server.sandbox.shared.recipients)
         recipients = [known[i % len(known)] for i in range(messages)]
         bodies = send_batches(recipients, per_request)
         client = SendGridAPIClient(api_key=SANDBOX_ENV["SENDGRID_API_KEY"], host=f"{server.base_url}/sendgrid")

@@ -52,9 +52,14 @@ def _webhook(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from alumni_orchestration.demo import run_demo
+    from alumni_orchestration.harness.ports import PortError
 
-    return run_demo(members=args.members, years=args.years, seed=args.seed, headless=args.headless,
-                    sandbox_port=args.sandbox_port, webhook_port=args.webhook_port, ui_port=args.ui_port)
+    try:
+        return run_demo(members=args.members, years=args.years, seed=args.seed, headless=args.headless,
+                        sandbox_port=args.sandbox_port, webhook_port=args.webhook_port, ui_port=args.ui_port)
+    except PortError as exc:
+        print(f"alumni demo: {exc}", file=sys.stderr)
+        return 2
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -115,9 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--years", type=int, default=4)
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--headless", action="store_true", help="run the loop once and exit, no UI")
-    demo.add_argument("--sandbox-port", type=int, default=8765)
-    demo.add_argument("--webhook-port", type=int, default=8766)
-    demo.add_argument("--ui-port", type=int, default=3000)
+    demo.add_argument("--sandbox-port", type=int, default=8765, help="the API sandbox's port (must be free)")
+    demo.add_argument("--webhook-port", type=int, default=8766, help="the webhook receiver's port (must be free)")
+    demo.add_argument("--ui-port", type=int, default=3000, help="the Dagster UI's port (must be free)")
     demo.set_defaults(func=_demo)
 
     camp = sub.add_parser("campaigns", help="operate the campaign ledger")

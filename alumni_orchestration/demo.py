@@ -1,7 +1,8 @@
 """`alumni demo`: the embedded default, end to end, on one machine with no account anywhere.
 
 1. generates a demo association under $ALUMNI_HOME/demo (kept while its parameters hold);
-2. starts the API sandbox and the SendGrid webhook receiver as child processes;
+2. starts the API sandbox and the SendGrid webhook receiver as child processes, on ports it checked were
+   free before anything else, and talks to each only once that port is listened on by its own child;
 3. lands the association's webhook history, day by day, as the receiver would have;
 4. runs the main job `alumni_main` over the whole history on the instance in $ALUMNI_HOME/dagster;
 5. closes the loop once, replaying the days since the association's last day (REPLAY_DAYS ago):
@@ -18,7 +19,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +28,7 @@ from pathlib import Path
 import requests
 
 from alumni_orchestration import settings
+from alumni_orchestration.harness.ports import PortError, ensure_free, wait_until_own_port
 
 # The demo's association ends this many days ago. Its campaigns go out the next morning, and the days
 # since are the campaign's window: the sandbox's recipients react through them, and the demo backfills it.
@@ -78,17 +79,6 @@ def ensure_association(data: Path, members: int, years: int, seed: int, end_date
     return generate_association(data, GeneratorConfig(members=members, years=years, seed=seed, end_date=end_date))
 
 
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"a demo service exited early (code {process.returncode}); see $ALUMNI_HOME/logs")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing answered on port {port} after {timeout:.0f} s")
-
-
 @contextlib.contextmanager
 def services(home: Path, data: Path, sandbox_port: int, webhook_port: int, env: dict[str, str]) -> Iterator[str]:
     """The sandbox and the webhook receiver, stopped on exit. Yields the sandbox's webhook public key."""
@@ -103,7 +93,7 @@ def services(home: Path, data: Path, sandbox_port: int, webhook_port: int, env: 
             stdout=open(logs / "sandbox.log", "ab"), stderr=subprocess.STDOUT, env={**os.environ, **env},  # noqa: SIM115
         )
         children.append(sandbox)
-        wait_for_port(sandbox_port, sandbox)
+        wait_until_own_port(sandbox_port, sandbox, "sandbox", logs / "sandbox.log")
         response = requests.get(
             f"http://127.0.0.1:{sandbox_port}/sendgrid/v3/user/webhooks/event/settings/signed/demo",
             headers={"Authorization": f"Bearer {env['SENDGRID_API_KEY']}"}, timeout=10)
@@ -115,7 +105,7 @@ def services(home: Path, data: Path, sandbox_port: int, webhook_port: int, env: 
             env={**os.environ, **env, "SENDGRID_WEBHOOK_PUBLIC_KEY": public_key},
         )
         children.append(receiver)
-        wait_for_port(webhook_port, receiver)
+        wait_until_own_port(webhook_port, receiver, "webhook receiver", logs / "webhook.log")
         yield public_key
     finally:
         for child in reversed(children):
@@ -253,8 +243,13 @@ def results_against_truth(read_warehouse) -> list[dict]:
 def run_demo(members: int = 5000, years: int = 4, seed: int = 42, headless: bool = False,
              sandbox_port: int = settings.SANDBOX_PORT, webhook_port: int = settings.SANDBOX_PORT + 1,
              ui_port: int = 3000) -> int:
+    # First of all: a taken port fails the demo in a second, not after generating an association.
+    ports = {"sandbox": sandbox_port, "webhook receiver": webhook_port}
+    ensure_free(ports if headless else {**ports, "Dagster UI": ui_port})
     home = settings.alumni_home()
     env = demo_environment(home, sandbox_port)
+    if "ALUMNI_WEBSERVER_URL" not in os.environ:  # the alerts' run links point at this demo's UI
+        env["ALUMNI_WEBSERVER_URL"] = f"http://127.0.0.1:{ui_port}"
     os.environ.update(env)
     (home / "dagster").mkdir(parents=True, exist_ok=True)
     (home / "dagster" / "dagster.yaml").write_text(INSTANCE_YAML)
@@ -276,11 +271,15 @@ def run_demo(members: int = 5000, years: int = 4, seed: int = 42, headless: bool
             print(f"Campaign loop: { {k: v for k, v in loop.items() if k != 'results'} }", flush=True)
         if headless:
             return 0 if ok else 1
-        print(f"Dagster UI: http://127.0.0.1:{ui_port}  (Ctrl-C to stop)", flush=True)
         ui = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
-                               "-p", str(ui_port)], env={**os.environ, **env})
+                               "-h", "127.0.0.1", "-p", str(ui_port)], env={**os.environ, **env})
         try:
+            wait_until_own_port(ui_port, ui, "Dagster UI", timeout=300)
+            print(f"Dagster UI: http://127.0.0.1:{ui_port}  (Ctrl-C to stop)", flush=True)
             return ui.wait()
+        except PortError:
+            ui.terminate()
+            raise
         except KeyboardInterrupt:
             ui.terminate()
             return 0 if ok else 1

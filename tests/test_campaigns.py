@@ -301,7 +301,7 @@ def test_backfilling_a_campaign_window_from_the_cli_updates_its_results(scored, 
     shutil.copy(base, warehouse.path)
     landing = tmp_path / "landing"
     server = SandboxServer(data, port=0)
-    receiver = WebhookReceiver(str(landing), server.sandbox.public_key)
+    receiver = WebhookReceiver(str(landing), server.sandbox.providers["sendgrid"].public_key)
     server.webhook_url = receiver.url
     with receiver, server:
         sensor = build_campaign_sensor(campaigns()["dues_reminder"])

@@ -46,7 +46,7 @@ def test_flattening_in_chunks_gives_the_rows_and_quarantine_of_one_pass() -> Non
                                         chunk_size=4)
     rows, expected_bad = flatten_eventbrite_attendees(records)
     assert read == len(records) == table.num_rows + len(bad)
-    assert bad == expected_bad and [b["reason"] for b in bad] == ["invalid_date", "missing_id"]
+    assert bad == expected_bad and [b["reason"] for b in bad] == ["invalid_field_type:changed", "missing_id"]
     as_rows = table.to_pylist()
     assert [r["attendee_id"] for r in as_rows] == [r["attendee_id"] for r in rows]
     assert as_rows[0] == rows[0]  # same values, same types (naive UTC timestamps, cents)

@@ -86,7 +86,7 @@ def test_attendees_without_id_event_or_date_are_quarantined_with_reasons() -> No
             "costs": {"gross": {"value": 1000, "currency": "EUR"}}}
     rows, bad = flatten_eventbrite_attendees([good, {"event_id": "9"}, {"id": "2"}, {**good, "id": "3", "changed": "x"}, "junk"])
     assert [r["attendee_id"] for r in rows] == ["1"] and rows[0]["promo"] == "2012" and rows[0]["gross_cents"] == 1000
-    assert [b["reason"] for b in bad] == ["missing_id", "missing_event_id", "invalid_date", "missing_id"]
+    assert [b["reason"] for b in bad] == ["missing_id", "missing_event_id", "invalid_field_type:changed", "missing_id"]
 
 
 def test_helloasso_orders_split_into_orders_and_items_with_custom_fields() -> None:

@@ -274,6 +274,12 @@ def test_run_failure_sensor_puts_an_alert_without_personal_data_in_the_outbox(tm
         assert pii not in subject + text, pii
 
 
+def test_the_alert_says_when_dagster_retries_the_run_itself() -> None:
+    _, retried = failure_alert("r", "campaign_job", [], "http://x", will_retry=True)
+    _, final = failure_alert("r", "campaign_job", [], "http://x")
+    assert "re-executes it automatically" in retried and "re-executes" not in final
+
+
 def test_error_class_is_not_repeated() -> None:
     _, text = failure_alert("r", "j", [FailedStep("s", "ValueError", "ValueError: boom")], "http://x")
     assert "- s — ValueError: boom" in text

@@ -132,6 +132,7 @@ def test_helloasso_order_and_payment_pages_are_those_of_a_plain_scan_even_after_
     queries = _helloasso_queries(forms)
     compared = multi_page = 0
     with SandboxServer(sandbox_data) as sbx:
+        helloasso = sbx.sandbox.providers["helloasso"]
         token = requests.post(f"{sbx.base_url}/helloasso/oauth2/token", timeout=10, data={
             "grant_type": "client_credentials", "client_id": "sandbox-client", "client_secret": "sandbox-secret"})
         auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
@@ -139,7 +140,7 @@ def test_helloasso_order_and_payment_pages_are_those_of_a_plain_scan_even_after_
 
         def compare_all() -> None:
             nonlocal compared, multi_page
-            orders = sbx.sandbox.all_orders()
+            orders = helloasso.all_orders()
             for path, params in queries:
                 query: dict[str, list[str]] = {}
                 for name, value in params:
@@ -161,13 +162,12 @@ def test_helloasso_order_and_payment_pages_are_those_of_a_plain_scan_even_after_
                 multi_page += pages > 2
 
         compare_all()
-        before = len(sbx.sandbox.all_orders())
+        before = len(helloasso.all_orders())
         # a simulated recipient pays after a dues reminder: the sandbox adds a membership order
-        member = next(iter(sbx.sandbox.recipients.values()))
-        with sbx.sandbox.lock:
-            sbx.sandbox._add_membership_order({"member_id": member.member_id, "paid_at": 1746000000, "cycle": 2025})
-            sbx.sandbox._add_membership_order({"member_id": member.member_id, "paid_at": 1725000000, "cycle": 2024})
-        assert len(sbx.sandbox.all_orders()) == before + 2
+        member = next(iter(sbx.sandbox.shared.recipients.values()))
+        helloasso.add_membership_order({"member_id": member.member_id, "paid_at": 1746000000, "cycle": 2025})
+        helloasso.add_membership_order({"member_id": member.member_id, "paid_at": 1725000000, "cycle": 2024})
+        assert len(helloasso.all_orders()) == before + 2
         compare_all()
         unknown = requests.get(f"{base}/nothing", headers=auth, timeout=10)
     assert unknown.status_code == 404
@@ -181,14 +181,16 @@ def test_records_and_world_truth_are_those_of_the_files(sandbox_data: Path) -> N
     from alumni_orchestration.sandbox.world import load_dues_truth, load_recipients
 
     sandbox = Sandbox(sandbox_data)
-    assert list(sandbox.all_orders()) == _jsonl(sandbox_data / "providers/helloasso/orders.jsonl")
-    assert [a.record() for a in sandbox.eb_attendees] == _jsonl(sandbox_data / "providers/eventbrite/attendees.jsonl")
-    assert sandbox._recipients is None and sandbox._dues_truth is None  # not loaded until mail is sent
-    assert sandbox.recipients == load_recipients(sandbox_data)
+    assert list(sandbox.providers["helloasso"].all_orders()) == _jsonl(sandbox_data / "providers/helloasso/orders.jsonl")
+    assert ([a.record() for a in sandbox.providers["eventbrite"].attendees]
+            == _jsonl(sandbox_data / "providers/eventbrite/attendees.jsonl"))
+    world = sandbox.shared
+    assert world._recipients is None and world._dues_truth is None  # not loaded until mail is sent
+    assert world.recipients == load_recipients(sandbox_data)
     truth = load_dues_truth(sandbox_data)
-    assert truth and len(sandbox.dues_truth) == len(truth)
+    assert truth and len(world.dues_truth) == len(truth)
     for key, value in truth.items():
-        got = sandbox.dues_truth.get(key, (0.0, 0))
+        got = world.dues_truth.get(key, (0.0, 0))
         assert got == value and type(got[0]) is float and type(got[1]) is int
-    assert sandbox.dues_truth.get((-5, 2025), (0.0, 0)) == (0.0, 0)
-    assert sandbox.dues_truth.get((next(iter(truth))[0], 1900), "none") == "none"
+    assert world.dues_truth.get((-5, 2025), (0.0, 0)) == (0.0, 0)
+    assert world.dues_truth.get((next(iter(truth))[0], 1900), "none") == "none"

@@ -162,3 +162,40 @@ def test_acknowledged_batches_survive_sigkill(tmp_path: Path, key) -> None:
     ids = [e["sg_event_id"] for e in read]
     expected = {e["sg_event_id"] for batch in acknowledged for e in batch}
     assert len(ids) == len(set(ids)) and set(ids) == expected
+
+
+def test_a_starting_receiver_removes_the_temporary_files_a_killed_write_left(tmp_path: Path, key) -> None:
+    """A real `alumni webhook` process: on start it removes the stale `.tmp-*` files, and nothing else (a
+    recent temporary file may be another writer's write in progress; batches are never touched)."""
+    landing_dir = tmp_path / "landing"
+    landing = Landing(str(landing_dir))
+    landing.write_batch("2026-11-20", "1-a.json", json.dumps([_event(1)]).encode())
+    day = landing_dir / "dt=2026-11-20"
+    hour_ago = time.time() - 3600
+    stale = [day / ".tmp-k1ll3d", landing_dir / "dt=2026-11-19" / ".tmp-older"]
+    for tmp in stale:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(b'[{"sg_event_id": "half')
+        os.utime(tmp, (hour_ago, hour_ago))
+    os.utime(day / "1-a.json", (hour_ago, hour_ago))
+    in_progress = day / ".tmp-writing"
+    in_progress.write_bytes(b"[")
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "alumni_orchestration.cli", "webhook", "--port", str(port),
+                             "--landing", str(landing_dir), "--public-key", signing.public_key_b64(key)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                assert time.monotonic() < deadline and proc.poll() is None, "the receiver did not start"
+                time.sleep(0.1)
+        assert not any(tmp.exists() for tmp in stale)
+        assert in_progress.exists() and landing.list_batches("2026-11-20") == ["1-a.json"]
+    finally:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=10)
+    assert "removed 2 stale temporary file(s)" in output

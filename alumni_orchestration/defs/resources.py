@@ -17,6 +17,7 @@ from alumni_orchestration.defs.helloasso.resources import HelloAssoResource
 from alumni_orchestration.defs.membership.resources import MembershipDatabaseResource
 from alumni_orchestration.defs.sendgrid.resources import SendGridResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
+from alumni_orchestration.ingest.helloasso.records import ITEM_EMAIL_LABELS
 from alumni_orchestration.synthetic.generator import EVENTBRITE_ORG_ID, ORG_SLUG
 
 
@@ -61,6 +62,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             organization_slug=setting("HELLOASSO_ORGANIZATION_SLUG", ORG_SLUG),
             api_url=setting("HELLOASSO_API_URL", f"{sandbox}/helloasso/v5"),
             token_url=setting("HELLOASSO_TOKEN_URL", f"{sandbox}/helloasso/oauth2/token"),
+            item_email_labels=setting("HELLOASSO_ITEM_EMAIL_LABELS", ",".join(ITEM_EMAIL_LABELS)),
         ),
     }
 

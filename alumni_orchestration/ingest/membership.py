@@ -1,8 +1,17 @@
 """Membership database snapshots: read in chunks through SQLAlchemy, typed and validated in DuckDB.
 
-Every table is first copied as text into an `_incoming` table, then each row either becomes a
-typed row of `raw.<table>` or a quarantine row with the first reason that disqualifies it, so
-that rows read = rows loaded + rows quarantined holds by construction and is checked after.
+Every table is first copied as text into an `_incoming` table, with each row's place in the source
+(`_source_row`: SQLite's rowid, PostgreSQL's ctid). Then each row is judged in stages, each stage
+seeing only the rows the earlier ones kept:
+
+1. parse: a key column or a required column that is missing or does not parse quarantines the row;
+2. duplicate keys: one row per key is kept (the latest `recency` column, then the highest source
+   row), the others are quarantined as `duplicate_<key>` naming the kept row;
+3. the table's own rules, in order (the first that applies is the reason);
+4. fields: any other typed column whose text does not parse is loaded as NULL, with a field
+   quarantine `invalid_field_type:<column>`, as are the table's field rules.
+
+So rows read = rows loaded + rows quarantined (row scope) holds by construction, and is checked after.
 """
 
 from __future__ import annotations
@@ -19,6 +28,63 @@ from alumni_orchestration.warehouse import RAW_SCHEMA, replace_quarantine
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 VALID_MEMBERS = f"{RAW_SCHEMA}.members"
+SOURCE_ROW = "_source_row"
+# A stable identity of each source row, read with it; other databases number rows in read order.
+SOURCE_ROW_EXPRESSION = {"sqlite": "rowid", "postgresql": "ctid"}
+
+# The one reading of each kind of text, or NULL. DuckDB's own casts are too lenient for this:
+# '2000.5' as integer is 2001, 'epoch' is a date, '12.345' as decimal(10, 2) is 12.35.
+_INTEGER_TEXT = r"[+-]?\d{1,10}(\.0*)?"  # an integral value, also as a database writes a float ("2000.0")
+_AMOUNT_TEXT = r"[+-]?\d{1,8}(\.\d{0,2}0*)?"  # euros, at most two significant decimals
+_DATE_TEXT = r"\d{4}-\d{1,2}-\d{1,2}([ T][0-9:.]*([+-][0-9:]+|Z)?)?"
+_TIMESTAMP_TEXT = r"\d{4}-\d{1,2}-\d{1,2}([ T][0-9:.]+)?"
+_OFFSET_TEXT = r"(Z|[+-]\d{2}(:?\d{2})?)"
+# Booleans as databases and exports write them: 1/0, true/false (Python's True), PostgreSQL's t/f,
+# and the Oui/Non of French exports. Anything else ('yes', '2') is not a consent: NULL and quarantined.
+TRUE_TEXTS = ("1", "true", "t", "oui")
+FALSE_TEXTS = ("0", "false", "f", "non")
+
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def _integer(col: str) -> str:
+    """An integral value; past the 32-bit range, NULL (quarantined) rather than an error."""
+    return (f"case when regexp_full_match(trim({col}), '{_INTEGER_TEXT}') "
+            f"then try_cast(cast(trim({col}) as double) as integer) end")
+
+
+def _amount(col: str) -> str:
+    return f"case when regexp_full_match(trim({col}), '{_AMOUNT_TEXT}') then cast(trim({col}) as decimal(10, 2)) end"
+
+
+def _date(col: str) -> str:
+    """A date, possibly written with a time (ignored), as a DATETIME column reads."""
+    day = f"split_part(split_part(trim({col}), ' ', 1), 'T', 1)"
+    return f"case when regexp_full_match(trim({col}), '{_DATE_TEXT}') then try_cast({day} as date) end"
+
+
+def _timestamp(col: str) -> str:
+    """A naive timestamp as stored; one written with an offset is converted to UTC, not truncated."""
+    return (f"case when regexp_full_match(trim({col}), '{_TIMESTAMP_TEXT}') then try_cast(trim({col}) as timestamp) "
+            f"when regexp_full_match(trim({col}), '{_TIMESTAMP_TEXT}{_OFFSET_TEXT}') "
+            f"then try_cast(trim({col}) as timestamptz) at time zone 'UTC' end")
+
+
+def _boolean(col: str) -> str:
+    return (f"case when lower(trim({col})) in ({_sql_list(TRUE_TEXTS)}) then true "
+            f"when lower(trim({col})) in ({_sql_list(FALSE_TEXTS)}) then false end")
+
+
+def _code(col: str) -> str:
+    return f"lower(trim({col}))"
+
+
+def _source_order(col: str) -> str:
+    """A sortable number from `_source_row`: a rowid as is, a ctid '(block,offset)' as block * 2^16 + offset."""
+    return (f"case when starts_with({col}, '(') then cast(split_part(trim({col}, '()'), ',', 1) as bigint) * 65536 "
+            f"+ cast(split_part(trim({col}, '()'), ',', 2) as bigint) else cast({col} as bigint) end")
 
 
 @dataclass(frozen=True)
@@ -26,37 +92,47 @@ class TableRules:
     """How one membership table is typed, and which rows are quarantined, in order of precedence."""
 
     name: str
-    key: str  # the expression naming a record in quarantine
-    typed: dict[str, str]  # output column -> DuckDB expression over the text columns
+    key: tuple[str, ...]  # the columns identifying a row: invalid if missing, one row kept per value
+    typed: dict[str, str]  # output column -> DuckDB expression over the text column of the same name
     row_rules: list[tuple[str, str]]  # (reason, condition over typed columns `t.` and text columns `i.`)
     field_rules: list[tuple[str, str]] = field(default_factory=list)  # loaded, but one field rejected
+    required: tuple[str, ...] = ()  # a row missing one of these, or with one that does not parse, is quarantined
+    key_name: str = ""  # names the duplicate reason, `duplicate_<key_name>`; the key column by default
+    recency: str | None = None  # of duplicates, the row with the latest value is kept (then the last source row)
 
+    @property
+    def duplicate_reason(self) -> str:
+        return f"duplicate_{self.key_name or '_'.join(self.key)}"
 
-def _date(col: str) -> str:
-    return f"try_cast(left({col}, 10) as date)"
+    @property
+    def record_key(self) -> str:
+        return " || ':' || ".join(f"i.{col}" for col in self.key)
+
+    def parsed_columns(self) -> list[str]:
+        """Columns whose typed value can be NULL for a non-empty text: the ones that can fail to parse."""
+        return [col for col, expr in self.typed.items() if expr != col]
 
 
 RULES: dict[str, TableRules] = {
     "members": TableRules(
         name="members",
-        key="i.member_id",
+        key=("member_id",),
+        recency="updated_at",
         typed={
-            "member_id": "try_cast(member_id as integer)",
+            "member_id": _integer("member_id"),
             "civility": "civility", "first_name": "first_name", "last_name": "last_name",
             "email": "email", "secondary_email": "secondary_email",
             "birth_date": _date("birth_date"),
-            "graduation_year": "try_cast(graduation_year as integer)",
+            "graduation_year": _integer("graduation_year"),
             "programme": "programme", "city": "city", "region": "region",
             "job_function": "job_function", "sector": "sector", "declared_interests": "declared_interests",
-            "consent_email": "try_cast(consent_email as integer) = 1",
-            "consent_newsletter": "try_cast(consent_newsletter as integer) = 1",
-            "status": "lower(trim(status))",
+            "consent_email": _boolean("consent_email"),
+            "consent_newsletter": _boolean("consent_newsletter"),
+            "status": _code("status"),
             "joined_on": _date("joined_on"), "left_on": _date("left_on"),
-            "updated_at": "try_cast(updated_at as timestamp)",
+            "updated_at": _timestamp("updated_at"),
         },
         row_rules=[
-            ("invalid_member_id", "t.member_id is null"),
-            ("duplicate_member_id", "count(*) over (partition by t.member_id) > 1"),
             ("unknown_status", "t.status not in ('active', 'lapsed', 'left', 'deceased') or t.status is null"),
             ("duplicate_member_email",
              "t.email is not null and trim(t.email) <> '' and row_number() over "
@@ -65,85 +141,84 @@ RULES: dict[str, TableRules] = {
         field_rules=[
             ("missing_email", "t.email is null or trim(t.email) = ''"),
             ("invalid_email", f"trim(t.email) <> '' and not regexp_matches(lower(trim(t.email)), '{EMAIL_PATTERN}')"),
-            ("impossible_date", "i.birth_date is not null and (t.birth_date is null or t.birth_date > current_date)"),
+            ("impossible_date", "t.birth_date > current_date"),
         ],
     ),
     "dues_payments": TableRules(
         name="dues_payments",
-        key="i.payment_id",
+        key=("payment_id",),
+        required=("member_id", "dues_year", "amount_eur", "paid_on"),
         typed={
-            "payment_id": "try_cast(payment_id as integer)",
-            "member_id": "try_cast(member_id as integer)",
-            "dues_year": "try_cast(dues_year as integer)",
-            "tier": "lower(trim(tier))",
-            "amount_eur": "try_cast(amount_eur as decimal(10, 2))",
+            "payment_id": _integer("payment_id"),
+            "member_id": _integer("member_id"),
+            "dues_year": _integer("dues_year"),
+            "tier": _code("tier"),
+            "amount_eur": _amount("amount_eur"),
             "paid_on": _date("paid_on"),
-            "method": "lower(trim(method))",
+            "method": _code("method"),
         },
         row_rules=[
-            ("invalid_payment_id", "t.payment_id is null or count(*) over (partition by t.payment_id) > 1"),
-            ("unknown_member", f"t.member_id not in (select member_id from {VALID_MEMBERS}) or t.member_id is null"),
+            ("unknown_member", f"t.member_id not in (select member_id from {VALID_MEMBERS})"),
             ("impossible_date",
-             "t.paid_on is null or t.paid_on > current_date + interval 1 day "
+             "t.paid_on > current_date + interval 1 day "
              f"or t.paid_on < (select birth_date from {VALID_MEMBERS} m where m.member_id = t.member_id) "
              "or t.dues_year not between year(t.paid_on) - 1 and year(t.paid_on) + 1"),
-            ("invalid_amount", "t.amount_eur is null or t.amount_eur <= 0"),
+            ("invalid_amount", "t.amount_eur <= 0"),
             ("unknown_tier", "t.tier not in ('annual', 'reduced', 'student', 'lifetime') or t.tier is null"),
         ],
     ),
     "groups": TableRules(
         name="groups",
-        key="i.group_id",
-        typed={"group_id": "try_cast(group_id as integer)", "name": "name", "kind": "lower(trim(kind))",
+        key=("group_id",),
+        typed={"group_id": _integer("group_id"), "name": "name", "kind": _code("kind"),
                "topic": "nullif(trim(topic), '')"},
-        row_rules=[("invalid_group_id", "t.group_id is null or count(*) over (partition by t.group_id) > 1")],
+        row_rules=[],
     ),
     "group_memberships": TableRules(
         name="group_memberships",
-        key="i.group_id || ':' || i.member_id",
-        typed={"group_id": "try_cast(group_id as integer)", "member_id": "try_cast(member_id as integer)",
-               "role": "lower(trim(role))", "joined_on": _date("joined_on"), "left_on": _date("left_on")},
+        key=("group_id", "member_id"),
+        key_name="group_membership",
+        required=("joined_on",),
+        typed={"group_id": _integer("group_id"), "member_id": _integer("member_id"),
+               "role": _code("role"), "joined_on": _date("joined_on"), "left_on": _date("left_on")},
         row_rules=[
-            ("unknown_member", f"t.member_id not in (select member_id from {VALID_MEMBERS}) or t.member_id is null"),
-            ("unknown_group", f"t.group_id not in (select group_id from {RAW_SCHEMA}.groups) or t.group_id is null"),
-            ("impossible_date", "t.joined_on is null or t.joined_on > current_date or t.left_on < t.joined_on"),
+            ("unknown_member", f"t.member_id not in (select member_id from {VALID_MEMBERS})"),
+            ("unknown_group", f"t.group_id not in (select group_id from {RAW_SCHEMA}.groups)"),
+            ("impossible_date", "t.joined_on > current_date or t.left_on < t.joined_on"),
         ],
     ),
     "general_assemblies": TableRules(
         name="general_assemblies",
-        key="i.assembly_id",
-        typed={"assembly_id": "try_cast(assembly_id as integer)", "held_on": _date("held_on"), "title": "title",
-               "kind": "lower(trim(kind))", "voting_opens_on": _date("voting_opens_on"),
+        key=("assembly_id",),
+        required=("held_on",),
+        typed={"assembly_id": _integer("assembly_id"), "held_on": _date("held_on"), "title": "title",
+               "kind": _code("kind"), "voting_opens_on": _date("voting_opens_on"),
                "voting_closes_on": _date("voting_closes_on")},
-        row_rules=[
-            ("invalid_assembly_id", "t.assembly_id is null or count(*) over (partition by t.assembly_id) > 1"),
-            ("impossible_date", "t.held_on is null or t.voting_opens_on > t.voting_closes_on"),
-        ],
+        row_rules=[("impossible_date", "t.voting_opens_on > t.voting_closes_on")],
     ),
     "assembly_votes": TableRules(
         name="assembly_votes",
-        key="i.vote_id",
-        typed={"vote_id": "try_cast(vote_id as integer)", "assembly_id": "try_cast(assembly_id as integer)",
-               "member_id": "try_cast(member_id as integer)", "voted_at": "try_cast(voted_at as timestamp)",
-               "channel": "lower(trim(channel))"},
+        key=("vote_id",),
+        required=("assembly_id", "member_id", "voted_at"),
+        typed={"vote_id": _integer("vote_id"), "assembly_id": _integer("assembly_id"),
+               "member_id": _integer("member_id"), "voted_at": _timestamp("voted_at"),
+               "channel": _code("channel")},
         row_rules=[
-            ("invalid_vote_id", "t.vote_id is null or count(*) over (partition by t.vote_id) > 1"),
-            ("unknown_member", f"t.member_id not in (select member_id from {VALID_MEMBERS}) or t.member_id is null"),
-            ("unknown_assembly",
-             f"t.assembly_id not in (select assembly_id from {RAW_SCHEMA}.general_assemblies) or t.assembly_id is null"),
+            ("unknown_member", f"t.member_id not in (select member_id from {VALID_MEMBERS})"),
+            ("unknown_assembly", f"t.assembly_id not in (select assembly_id from {RAW_SCHEMA}.general_assemblies)"),
             ("duplicate_vote", "row_number() over (partition by t.assembly_id, t.member_id order by t.vote_id) > 1"),
-            ("impossible_date", "t.voted_at is null or t.voted_at > current_timestamp + interval 1 day"),
+            ("impossible_date", "t.voted_at > current_timestamp + interval 1 day"),
         ],
     ),
     "volunteer_roles": TableRules(
         name="volunteer_roles",
-        key="i.role_id",
-        typed={"role_id": "try_cast(role_id as integer)", "member_id": "try_cast(member_id as integer)",
-               "role": "lower(trim(role))", "started_on": _date("started_on"), "ended_on": _date("ended_on")},
+        key=("role_id",),
+        required=("member_id", "started_on"),
+        typed={"role_id": _integer("role_id"), "member_id": _integer("member_id"),
+               "role": _code("role"), "started_on": _date("started_on"), "ended_on": _date("ended_on")},
         row_rules=[
-            ("invalid_role_id", "t.role_id is null or count(*) over (partition by t.role_id) > 1"),
-            ("unknown_member", f"t.member_id not in (select member_id from {VALID_MEMBERS}) or t.member_id is null"),
-            ("impossible_date", "t.started_on is null or t.started_on > current_date or t.ended_on < t.started_on"),
+            ("unknown_member", f"t.member_id not in (select member_id from {VALID_MEMBERS})"),
+            ("impossible_date", "t.started_on > current_date or t.ended_on < t.started_on"),
         ],
     ),
 }
@@ -163,19 +238,29 @@ class TableLoad:
     quarantined_by_reason: dict[str, int]
 
 
+def source_columns(table: str) -> list[str]:
+    return [c.name for c in next(t for t in MEMBERSHIP_TABLES if t.name == table).columns]
+
+
 def read_source_chunks(engine: sa.Engine, table: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """Stream a table as text columns (server-side cursor on PostgreSQL)."""
-    columns = [c.name for c in next(t for t in MEMBERSHIP_TABLES if t.name == table).columns]
-    query = sa.text(f'select {", ".join(columns)} from "{table}"')
+    """Stream a table as text columns (server-side cursor on PostgreSQL), each row with its `_source_row`."""
+    columns = source_columns(table)
+    row_identity = SOURCE_ROW_EXPRESSION.get(engine.dialect.name)
+    selected = ([f"{row_identity} as {SOURCE_ROW}"] if row_identity else []) + columns
+    query = sa.text(f'select {", ".join(selected)} from "{table}"')
+    read = 0
     with engine.connect().execution_options(stream_results=True, yield_per=chunk_rows) as conn:
         result = conn.execute(query)
         while batch := result.fetchmany(chunk_rows):
             text = [[None if v is None else str(v) for v in row] for row in batch]
-            yield pd.DataFrame(text, columns=columns, dtype=object)
+            if not row_identity:  # only as stable as the database's scan order
+                text = [[str(read + n + 1), *row] for n, row in enumerate(text)]
+            read += len(text)
+            yield pd.DataFrame(text, columns=[SOURCE_ROW, *columns], dtype=object)
 
 
 def copy_incoming(conn: duckdb.DuckDBPyConnection, engine: sa.Engine, table: str, chunk_rows: int = 50_000) -> int:
-    columns = [c.name for c in next(t for t in MEMBERSHIP_TABLES if t.name == table).columns]
+    columns = [SOURCE_ROW, *source_columns(table)]
     incoming = f"{RAW_SCHEMA}._incoming_{table}"
     conn.execute(f"create or replace table {incoming} ({', '.join(f'{c} varchar' for c in columns)})")
     rows = 0
@@ -187,45 +272,93 @@ def copy_incoming(conn: duckdb.DuckDBPyConnection, engine: sa.Engine, table: str
     return rows
 
 
+def _unparsed(col: str) -> str:
+    """Text was there, but it has no typed reading."""
+    return f"(nullif(trim(i.{col}), '') is not null and t.{col} is null)"
+
+
+def _parse_reasons(rules: TableRules) -> list[tuple[str, str]]:
+    """Row reasons of stage 1: a key column missing or unparseable, a required column missing or unparseable."""
+    keys = [(f"invalid_{col}", f"t.{col} is null") for col in rules.key]
+    required = [(f"invalid_field_type:{col}", _unparsed(col)) for col in rules.required]
+    missing = [(f"missing_field:{col}", f"t.{col} is null") for col in rules.required]
+    return keys + required + missing
+
+
+def _field_reasons(rules: TableRules) -> list[tuple[str, str]]:
+    """Field reasons of stage 4: every other typed column that does not parse, then the table's field rules."""
+    strict = set(rules.key) | set(rules.required)
+    parsed = [(f"invalid_field_type:{col}", _unparsed(col)) for col in rules.parsed_columns() if col not in strict]
+    return parsed + rules.field_rules
+
+
+def _judge(conn: duckdb.DuckDBPyConnection, reason_sql: str, detail_sql: str = "null", scope: str = "row",
+           window: str = "") -> None:
+    """Add a verdict for each row still loaded (no row verdict yet) for which `reason_sql` is not NULL."""
+    conn.execute(f"""
+        insert into verdicts
+        select _row, _reason, '{scope}', _detail from (
+            select t._row, {reason_sql} as _reason, {detail_sql} as _detail
+            from typed_rows t join text_rows i using (_row)
+            anti join (select _row from verdicts where scope = 'row') v using (_row) {window})
+        where _reason is not null""")
+
+
+def _case(reasons: list[tuple[str, str]]) -> str:
+    return "case " + " ".join(f"when {cond} then '{reason}'" for reason, cond in reasons) + " else null end"
+
+
+def _judge_rows(conn: duckdb.DuckDBPyConnection, rules: TableRules) -> None:
+    """Stages 1-3; each window (duplicates, the table's rules) sees only the rows the earlier stages kept."""
+    if parse := _parse_reasons(rules):
+        _judge(conn, _case(parse))
+    order = (f"t.{rules.recency} desc nulls last, " if rules.recency else "") + "t._source_order desc"
+    keep = f"partition by {', '.join(f't.{col}' for col in rules.key)} order by {order}"
+    _judge(conn, f"case when row_number() over kept > 1 then '{rules.duplicate_reason}' end",
+           detail_sql=f"first_value(i.{SOURCE_ROW}) over kept", window=f"window kept as ({keep})")
+    for reason, cond in rules.row_rules:
+        _judge(conn, f"case when {cond} then '{reason}' end")
+
+
+def _judge_fields(conn: duckdb.DuckDBPyConnection, rules: TableRules) -> None:
+    if reasons := _field_reasons(rules):
+        unnested = "unnest([" + ", ".join(f"case when {cond} then '{reason}' end" for reason, cond in reasons) + "])"
+        _judge(conn, unnested, scope="field")
+
+
 def validate_into_raw(conn: duckdb.DuckDBPyConnection, rules: TableRules, asset_key: str) -> TableLoad:
     """Split `_incoming_<table>` into raw.<table> and quarantine rows; returns the counts."""
     incoming = f"{RAW_SCHEMA}._incoming_{rules.name}"
+    columns = [SOURCE_ROW, *source_columns(rules.name)]
+    conn.execute(f"""create or replace temp table text_rows as
+        select row_number() over (order by {_source_order(SOURCE_ROW)}) as _row, * from {incoming}""")
     typed = ", ".join(f"{expr} as {col}" for col, expr in rules.typed.items())
-    conn.execute(f"create or replace temp table typed_rows as select row_number() over () as _row, {typed} from {incoming}")
-    conn.execute(f"create or replace temp table text_rows as select row_number() over () as _row, * from {incoming}")
-    reasons = " ".join(f"when {cond} then '{reason}'" for reason, cond in rules.row_rules)
-    conn.execute(f"""
-        create or replace temp table judged as
-        select t._row, case {reasons} else null end as _reason
-        from typed_rows t join text_rows i using (_row)
-    """)
+    conn.execute(f"""create or replace temp table typed_rows as
+        select _row, {_source_order(SOURCE_ROW)} as _source_order, {typed} from text_rows""")
+    conn.execute("create or replace temp table verdicts (_row bigint, _reason varchar, scope varchar, _detail varchar)")
+    _judge_rows(conn, rules)
     target = f"{RAW_SCHEMA}.{rules.name}"
     conn.execute(f"""create or replace table {target} as
-        select {", ".join(f"t.{c}" for c in rules.typed)} from typed_rows t join judged j using (_row)
-        where j._reason is null order by t._row""")
+        select {", ".join(f"t.{c}" for c in rules.typed)} from typed_rows t
+        anti join verdicts v using (_row) order by t._row""")
+    _judge_fields(conn, rules)
+    record = ", ".join(f"'{c}': i.{c}" for c in columns)
     quarantine = conn.execute(f"""
-        select 'membership.{rules.name}' as source, cast({rules.key} as varchar) as record_key, j._reason as reason,
-               'row' as scope, left(to_json(i)::varchar, 4000) as payload
-        from judged j join text_rows i using (_row) where j._reason is not null
-        order by i._row""").df()
-    fields = []
-    for reason, cond in rules.field_rules:
-        fields.append(conn.execute(f"""
-            select 'membership.{rules.name}' as source, cast({rules.key} as varchar) as record_key,
-                   '{reason}' as reason, 'field' as scope, left(to_json(i)::varchar, 4000) as payload
-            from typed_rows t join text_rows i using (_row) join judged j using (_row)
-            where j._reason is null and ({cond}) order by i._row""").df())
-    all_quarantine = pd.concat([quarantine, *fields], ignore_index=True) if fields else quarantine
-    replace_quarantine(conn, asset_key, "", all_quarantine)
+        select 'membership.{rules.name}' as source, cast({rules.record_key} as varchar) as record_key,
+               v._reason as reason, v.scope,
+               left(case when v._detail is null then to_json({{{record}}})
+                         else to_json({{'kept_source_row': v._detail, {record}}}) end::varchar, 4000) as payload
+        from verdicts v join text_rows i using (_row)
+        order by v.scope desc, i._row, v._reason""").df()
+    replace_quarantine(conn, asset_key, "", quarantine)
     rows_read = conn.execute(f"select count(*) from {incoming}").fetchone()[0]
     rows_loaded = conn.execute(f"select count(*) from {target}").fetchone()[0]
-    by_reason = quarantine.groupby("reason").size().to_dict() if len(quarantine) else {}
-    for frame in fields:
-        for reason, n in (frame.groupby("reason").size().to_dict() if len(frame) else {}).items():
-            by_reason[f"field:{reason}"] = int(n)
+    rows = quarantine[quarantine["scope"] == "row"]
+    fields = quarantine[quarantine["scope"] == "field"]
+    by_reason = {str(k): int(v) for k, v in rows.groupby("reason").size().items()}
+    by_reason |= {f"field:{k}": int(v) for k, v in fields.groupby("reason").size().items()}
     conn.execute(f"drop table {incoming}")
-    return TableLoad(rules.name, int(rows_read), int(rows_loaded), len(quarantine),
-                     sum(len(f) for f in fields), {k: int(v) for k, v in sorted(by_reason.items())})
+    return TableLoad(rules.name, int(rows_read), int(rows_loaded), len(rows), len(fields), dict(sorted(by_reason.items())))
 
 
 def load_membership_snapshot(conn: duckdb.DuckDBPyConnection, engine: sa.Engine, chunk_rows: int = 50_000) -> list[TableLoad]:

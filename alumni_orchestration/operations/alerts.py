@@ -45,8 +45,10 @@ def run_url(webserver_url: str, run_id: str) -> str:
 
 
 def failure_alert(run_id: str, job_name: str, failed_steps: Sequence[FailedStep], webserver_url: str, *,
-                  run_error: str | None = None, partition_range: tuple[str, str] | None = None) -> tuple[str, str]:
-    """(subject, text) of the email telling the digital lead that a run failed."""
+                  run_error: str | None = None, partition_range: tuple[str, str] | None = None,
+                  will_retry: bool = False) -> tuple[str, str]:
+    """(subject, text) of the email telling the digital lead that a run failed (will_retry: Dagster's run
+    retries re-execute it, so the lead knows whether to act now)."""
     steps = list(failed_steps)
     subject = f"[alumni] Dagster run failed: {job_name}"
     if steps:
@@ -54,6 +56,8 @@ def failure_alert(run_id: str, job_name: str, failed_steps: Sequence[FailedStep]
     lines = [f"The Dagster run {run_id} of job {job_name} failed."]
     if partition_range:
         lines.append(f"Days covered: {partition_range[0]} .. {partition_range[1]} (Europe/Paris).")
+    if will_retry:
+        lines.append("Dagster re-executes it automatically; another alert follows if that attempt fails too.")
     lines += ["", f"Run: {run_url(webserver_url, run_id)}", ""]
     if steps:
         lines.append(f"Failed step{'s' if len(steps) > 1 else ''} ({len(steps)}):")

@@ -71,6 +71,15 @@ class Catalogue:
     assemblies: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _registration_options(key: int, price_cents: int) -> list[dict[str, Any]]:
+    """A paid registration's extras, as HelloAsso's item options (name, amount in cents, priceCategory,
+    isRequired, customFields, optionId): a dinner for one in four, drawn from the key so no random draw moves."""
+    if not price_cents or key % 4:
+        return []
+    return [{"name": "Dîner", "amount": 1500, "priceCategory": "Fixed", "isRequired": False, "customFields": [],
+             "optionId": 501}]
+
+
 def _ascii(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
 
@@ -608,7 +617,7 @@ class AssociationWriter:
             items.append({"id": order_id * 10 + 1, "amount": donation * 100, "type": "Donation", "state": "Processed",
                           "name": "Don", "user": {"firstName": first, "lastName": last}, "customFields": []})
         total = sum(it["amount"] for it in items)
-        offline = (order_id % 23) == 0
+        offline = (order_id % 23) == 0  # a payment's type is one of HelloAsso's Offline, Credit, Debit
         attributions.append(("helloasso_payer", str(order_id), int(c.ids[i])))
         for it in items:
             attributions.append(("helloasso_item", str(it["id"]), int(c.ids[i])))
@@ -617,7 +626,7 @@ class AssociationWriter:
             "organizationSlug": ORG_SLUG, "payer": {"email": email, "firstName": first, "lastName": last, "country": "FRA"},
             "items": items,
             "payments": [{"id": order_id * 10 + 5, "amount": total, "date": date, "paymentMeans": "Cash" if offline else "Card",
-                          "state": "Authorized", "type": "Offline" if offline else "Online"}],
+                          "state": "Authorized", "type": "Offline" if offline else "Credit"}],
             "amount": {"total": total, "vat": 0, "discount": 0},
             "meta": {"createdAt": date, "updatedAt": date},
         }
@@ -835,13 +844,16 @@ class AssociationWriter:
                   "state": "Canceled" if cancelled else "Processed", "name": "Billet membre" if member_id else "Billet invité",
                   "user": {"firstName": first, "lastName": last},
                   "customFields": [{"name": "Email", "type": "TextInput", "answer": email},
-                                   {"name": "Promo", "type": "TextInput", "answer": promo}]}]
+                                   {"name": "Promo", "type": "TextInput", "answer": promo}],
+                  "options": _registration_options(key, price_cents)}]
+        # The item's amount excludes its options (as HelloAsso documents it); the order's total includes them.
+        total = price_cents + sum(option["amount"] for option in items[0]["options"])
         order = {"id": key, "date": date, "formSlug": e["slug"], "formType": "Event", "organizationSlug": ORG_SLUG,
-                 "payer": payer, "items": items, "amount": {"total": price_cents, "vat": 0, "discount": 0},
+                 "payer": payer, "items": items, "amount": {"total": total, "vat": 0, "discount": 0},
                  "meta": {"createdAt": date, "updatedAt": date}, "payments": []}
-        if price_cents:
-            order["payments"] = [{"id": key * 10 + 5, "amount": price_cents, "date": date, "paymentMeans": "Card",
-                                  "state": "Refunded" if cancelled else "Authorized", "type": "Online"}]
+        if total:
+            order["payments"] = [{"id": key * 10 + 5, "amount": total, "date": date, "paymentMeans": "Card",
+                                  "state": "Refunded" if cancelled else "Authorized", "type": "Credit"}]
         orders.append(order)
         attributions.append(("helloasso_payer", str(key), "" if payer_is_other else owner))
         attributions.append(("helloasso_item", str(key * 10), owner))

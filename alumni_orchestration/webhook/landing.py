@@ -21,11 +21,9 @@ from typing import Any
 import orjson
 from upath import UPath
 
+from alumni_orchestration.ingest.sendgrid.records import RejectedEvent, clean_sendgrid_event
+
 TEMP_PREFIX = ".tmp-"
-KNOWN_EVENTS = frozenset({
-    "processed", "dropped", "delivered", "deferred", "bounce", "open", "click", "spamreport",
-    "unsubscribe", "group_unsubscribe", "group_resubscribe",
-})
 SOURCE = "sendgrid.webhook"
 
 
@@ -99,6 +97,11 @@ class DayStats:
 
 def _reject(record_key: str | None, reason: str, payload: Any) -> dict[str, Any]:
     text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False, default=str)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate, which `json` reads: escaped, so it can be stored
+            text = json.dumps(payload, default=str)
     return {"source": SOURCE, "record_key": record_key, "reason": reason, "payload": text[:2000]}
 
 
@@ -112,11 +115,13 @@ def _loads(raw: bytes) -> Any:
             return None
 
 
-def read_day_batches(landing: Landing, day: str) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]],
-                                                          DayStats]:
-    """Every usable event landed on `day`, deduplicated on sg_event_id (first occurrence wins), with the
-    batch each came in, the rejected records and the counts.
+def read_day_batches(landing: Landing, day: str, seen: set[str] | None = None) -> tuple[
+        list[dict[str, Any]], list[str], list[dict[str, Any]], DayStats]:
+    """Every usable event landed on `day`, cleaned (each stored field at its typed value) and deduplicated
+    on sg_event_id (first occurrence wins), with the batch each came in, the rejected records and the counts.
 
+    `seen` carries the sg_event_ids of the days read before this one in the same load, so that a batch
+    SendGrid re-delivered after midnight counts once, under the first day it landed.
     A malformed batch counts as one record read and one quarantined; within a batch, each event is
     a record. events_read = events_kept + duplicates + quarantined, always.
     """
@@ -124,7 +129,7 @@ def read_day_batches(landing: Landing, day: str) -> tuple[list[dict[str, Any]], 
     events: list[dict[str, Any]] = []
     batches: list[str] = []
     rejected: list[dict[str, Any]] = []
-    seen: set[Any] = set()
+    seen = set() if seen is None else seen
     for name in landing.list_batches(day):
         stats.batches += 1
         raw = landing.read_batch(day, name)
@@ -136,17 +141,17 @@ def read_day_batches(landing: Landing, day: str) -> tuple[list[dict[str, Any]], 
             continue
         for event in batch:
             stats.events_read += 1
-            reason = _invalid_reason(event)
-            if reason:
-                stats.quarantined[reason] += 1
-                key = event.get("sg_event_id") if isinstance(event, dict) else None
-                rejected.append(_reject(None if key is None else str(key), reason, event))
+            try:
+                clean = clean_sendgrid_event(event)
+            except RejectedEvent as error:
+                stats.quarantined[error.reason] += 1
+                rejected.append(_reject(_record_key(event), error.reason, event))
                 continue
-            if event["sg_event_id"] in seen:
+            if clean["sg_event_id"] in seen:
                 stats.duplicates += 1
                 continue
-            seen.add(event["sg_event_id"])
-            events.append(event)
+            seen.add(clean["sg_event_id"])
+            events.append(clean)
             batches.append(name)
     stats.events_kept = len(events)
     return events, batches, rejected, stats
@@ -159,13 +164,42 @@ def read_day_events(landing: Landing, day: str) -> tuple[list[dict[str, Any]], l
 
 
 def _invalid_reason(event: Any) -> str | None:
-    if not isinstance(event, dict):
-        return "not_an_object"
-    if not event.get("sg_event_id"):
-        return "missing_sg_event_id"
-    if event.get("event") not in KNOWN_EVENTS:
-        return "unknown_event_type"
-    timestamp = event.get("timestamp")
-    if not isinstance(timestamp, int | float) or isinstance(timestamp, bool) or not 946684800 <= timestamp < 4102444800:
-        return "invalid_timestamp"
+    """Why an event cannot be stored, or None."""
+    try:
+        clean_sendgrid_event(event)
+    except RejectedEvent as error:
+        return error.reason
     return None
+
+
+def _record_key(event: Any) -> str | None:
+    """The rejected event's sg_event_id when it has a text reading (never a list or an object)."""
+    key = event.get("sg_event_id") if isinstance(event, dict) else None
+    if isinstance(key, bool) or not isinstance(key, str | int):
+        return None
+    return str(key)[:200].encode("utf-8", "replace").decode("utf-8")
+
+
+# A write holds its temporary file for one write and fsync of at most a few MB: seconds. The receiver is not
+# the only writer (`alumni demo` lands the history into the same folders while it runs), so only temporary
+# files older than this are another writer's leftovers from a kill, never a write in progress.
+STALE_TEMP_SECONDS = 15 * 60
+
+
+def remove_stale_temp_files(landing: Landing, older_than_seconds: float = STALE_TEMP_SECONDS,
+                            now: float | None = None) -> list[str]:
+    """Remove the temporary files a killed write left behind (local folders only; object-store PUTs leave
+    none). Returns their paths relative to the landing root. Batches are never touched."""
+    if not landing.is_local:
+        return []
+    root = Path(landing.root.path)
+    cutoff = (time.time() if now is None else now) - older_than_seconds
+    removed = []
+    for tmp in sorted(root.glob(f"dt=*/{TEMP_PREFIX}*")):
+        try:
+            if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                removed.append(str(tmp.relative_to(root)))
+        except FileNotFoundError:  # renamed or removed meanwhile
+            continue
+    return removed

@@ -6,6 +6,9 @@ until it gets a 2xx) never loses an acknowledged batch, even if this process is 
 - missing signature or timestamp headers: 401
 - a signature that does not verify, or a timestamp older than 5 minutes (or 5 minutes ahead): 403
 - a body larger than the limit: 413; a body that is not a JSON array: 400
+
+On start, and every hour while it runs, it removes the temporary files a killed write left in the landing
+folder (older than `STALE_TEMP_SECONDS`, so that a write in progress is never touched).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
-from alumni_orchestration.webhook.landing import Landing, batch_name
+from alumni_orchestration.webhook.landing import Landing, batch_name, remove_stale_temp_files
 from alumni_orchestration.webhook.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 log = logging.getLogger("alumni.webhook")
@@ -27,6 +30,7 @@ PARIS = ZoneInfo("Europe/Paris")
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_SKEW_SECONDS = 300
 WEBHOOK_PATHS = ("/", "/sendgrid/events")
+SWEEP_INTERVAL_SECONDS = 3600
 
 
 def paris_day(unix_seconds: float) -> str:
@@ -129,9 +133,31 @@ class WebhookReceiver:
         self.server.server_close()
 
 
+def sweep_temp_files(landing: Landing) -> int:
+    """Remove stale temporary files; a sweep that fails is logged and never stops the receiver."""
+    try:
+        removed = remove_stale_temp_files(landing)
+    except OSError:
+        log.exception("could not sweep the landing folder's temporary files")
+        return 0
+    if removed:
+        log.warning("removed %d stale temporary file(s) left by an interrupted write: %s", len(removed),
+                    ", ".join(removed[:10]))
+    return len(removed)
+
+
+def _sweep_every(landing: Landing, interval: float, stop: threading.Event) -> None:
+    while not stop.wait(interval):
+        sweep_temp_files(landing)
+
+
 def serve_forever(port: int, host: str, landing: str, public_key: str) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    server = ThreadingHTTPServer((host, port), make_handler(Landing(landing), public_key))
+    location = Landing(landing)
+    sweep_temp_files(location)  # before the first request: a kill may have left one mid-write
+    stop = threading.Event()
+    threading.Thread(target=_sweep_every, args=(location, SWEEP_INTERVAL_SECONDS, stop), daemon=True).start()
+    server = ThreadingHTTPServer((host, port), make_handler(location, public_key))
     server.daemon_threads = True
     log.info("SendGrid webhook receiver on http://%s:%d/sendgrid/events", host, port)
     try:
@@ -139,4 +165,5 @@ def serve_forever(port: int, host: str, landing: str, public_key: str) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        stop.set()
         server.server_close()

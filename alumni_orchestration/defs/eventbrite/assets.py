@@ -1,6 +1,6 @@
-"""Eventbrite events and attendees. Attendees come from the organisation-level listing: in full on a
-first load or a full refresh, otherwise only those changed since the last sync (`changed_since`, less an
-overlap), merged into raw.eventbrite_attendees by attendee_id."""
+"""Eventbrite events, with the city and region of their venue, and attendees. Attendees come from the
+organisation-level listing: in full on a first load or a full refresh, otherwise only those changed since
+the last sync (`changed_since`, less an overlap), merged into raw.eventbrite_attendees by attendee_id."""
 
 import datetime as dt
 from datetime import timedelta
@@ -140,7 +140,10 @@ def eventbrite_sync(
     yield dg.MaterializeResult(
         asset_key=EVENTS,
         metadata=load_metadata(
-            rows_read=len(raw_events), rows_loaded=loaded_events, quarantined=bad_events, window="all events"
+            rows_read=len(raw_events), rows_loaded=loaded_events, quarantined=bad_events, window="all events",
+            # events the listing gave without their venue, whose venue was then fetched (None: unknown to Eventbrite)
+            venues_fetched=len(client.venues),
+            venues_unknown=sum(venue is None for venue in client.venues.values()),
         ),
     )
     yield dg.MaterializeResult(

@@ -4,6 +4,7 @@ import dagster as dg
 from pydantic import Field
 
 from alumni_orchestration.ingest.helloasso.client import HelloAssoClient
+from alumni_orchestration.ingest.helloasso.records import ITEM_EMAIL_LABELS
 from alumni_orchestration.ingest.http import RetryBudget
 
 
@@ -14,6 +15,14 @@ class HelloAssoResource(dg.ConfigurableResource):
     api_url: str = Field(default="https://api.helloasso.com/v5")
     token_url: str = Field(default="https://api.helloasso.com/oauth2/token")
     retry_seconds: float = Field(default=90.0, description="retry budget per call before the asset fails")
+    item_email_labels: str = Field(
+        default=",".join(ITEM_EMAIL_LABELS),
+        description="HELLOASSO_ITEM_EMAIL_LABELS: the exact labels (comma-separated, any case) of the item custom "
+        "field that holds the participant's email",
+    )
+
+    def email_labels(self) -> tuple[str, ...]:
+        return tuple(label.strip() for label in self.item_email_labels.split(",") if label.strip())
 
     def client(self) -> HelloAssoClient:
         return HelloAssoClient(

@@ -14,7 +14,8 @@ SNAPSHOT_FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 DESCRIPTIONS = {
-    "members": "One row per member of the membership database, typed; duplicates by email quarantined.",
+    "members": "One row per member of the membership database, typed; of rows sharing a member_id the latest "
+               "updated_at is kept; duplicates by email quarantined.",
     "dues_payments": "Dues (cotisations) recorded in the membership database: transfers, cards, cheques, cash.",
     "groups": "Professional groups, regional groups and clubs.",
     "group_memberships": "Who belongs to which group, with role and dates.",
@@ -83,7 +84,8 @@ def membership_snapshot(
     for load in loads:
         key = dg.AssetKey([RAW_SCHEMA, load.table])
         context.log.info(
-            f"{load.table}: read {load.rows_read}, loaded {load.rows_loaded}, quarantined {load.rows_quarantined}"
+            f"{load.table}: read {load.rows_read}, loaded {load.rows_loaded}, quarantined {load.rows_quarantined}, "
+            f"fields quarantined {load.fields_quarantined}"
         )
         yield dg.MaterializeResult(
             asset_key=key,
@@ -101,5 +103,6 @@ def membership_snapshot(
             asset_key=key,
             check_name="rows_conserved",
             passed=load.rows_read == loaded + quarantined,
-            metadata={"rows_read": load.rows_read, "rows_loaded": loaded, "rows_quarantined": quarantined},
+            metadata={"rows_read": load.rows_read, "rows_loaded": loaded, "rows_quarantined": quarantined,
+                      "fields_quarantined": load.fields_quarantined},
         )

@@ -1,15 +1,15 @@
 """SendGrid: suppressions (snapshot through the API) and Event Webhook events (daily, from the landing)."""
 
-import datetime as dt
 from datetime import timedelta
 
 import dagster as dg
+import duckdb
 
 from alumni_orchestration.defs.sendgrid.resources import SendGridResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.ingest.records import RAW_DDL
 from alumni_orchestration.ingest.sendgrid.events import stage_events
-from alumni_orchestration.ingest.sendgrid.suppressions import GLOBAL_LISTS
+from alumni_orchestration.ingest.sendgrid.suppressions import GLOBAL_LISTS, flatten_suppressions
 from alumni_orchestration.lib.loads import (
     conservation_check,
     conservation_spec,
@@ -23,7 +23,6 @@ from alumni_orchestration.warehouse import (
     ensure_raw_schema,
     ensure_table,
     parquet_source,
-    payload_json,
     replace_all_rows,
     replace_quarantine,
     replace_quarantine_days,
@@ -34,39 +33,6 @@ SUPPRESSIONS = dg.AssetKey([RAW_SCHEMA, "sendgrid_suppressions"])
 SUPPRESSIONS_DDL = """
     email varchar, kind varchar, group_id integer, group_name varchar, reason varchar, status varchar,
     created_at timestamp"""
-
-
-def flatten_suppressions(lists: dict[str, list], groups: list) -> tuple[list[dict], list[dict]]:
-    rows, bad = [], []
-    for kind, records in [*lists.items(), ("group_unsubscribes", groups)]:
-        for r in records:
-            email = r.get("email") if isinstance(r, dict) else None
-            created = r.get("created", r.get("created_at")) if isinstance(r, dict) else None
-            if not email:
-                bad.append(
-                    {
-                        "source": f"sendgrid.suppressions.{kind}",
-                        "record_key": None,
-                        "reason": "missing_email",
-                        "scope": "row",
-                        "payload": payload_json(r if isinstance(r, dict) else {"value": r}),
-                    }
-                )
-                continue
-            rows.append(
-                {
-                    "email": email,
-                    "kind": kind,
-                    "group_id": r.get("group_id"),
-                    "group_name": r.get("group_name"),
-                    "reason": r.get("reason"),
-                    "status": r.get("status"),
-                    "created_at": dt.datetime.fromtimestamp(int(created), dt.UTC).replace(tzinfo=None)
-                    if isinstance(created, int | float)
-                    else None,
-                }
-            )
-    return rows, bad
 
 
 @dg.asset(
@@ -107,6 +73,18 @@ def sendgrid_suppressions(
 
 
 EVENTS = dg.AssetKey([RAW_SCHEMA, "sendgrid_events"])
+UNIQUE_EVENTS = dg.AssetCheckSpec(
+    name="sg_event_id_unique", asset=EVENTS, blocking=True,
+    description="Each sg_event_id is stored once across all days: a batch SendGrid re-delivered on "
+    "another day must not count its events twice.")
+
+
+def unique_events_check(conn: duckdb.DuckDBPyConnection) -> dg.AssetCheckResult:
+    """Counted over the whole table, not just the days this run wrote. Counts only: no event ids."""
+    rows, ids = conn.execute(f"select count(*), count(distinct sg_event_id) from {RAW_SCHEMA}.sendgrid_events"
+                             ).fetchone()
+    return dg.AssetCheckResult(asset_key=EVENTS, check_name=UNIQUE_EVENTS.name, passed=rows == ids,
+                               metadata={"rows": rows, "distinct_sg_event_ids": ids, "extra_rows": rows - ids})
 
 
 @dg.asset(
@@ -119,7 +97,7 @@ EVENTS = dg.AssetKey([RAW_SCHEMA, "sendgrid_events"])
     description="SendGrid Event Webhook events, by the Europe/Paris day their batch landed; one row per "
     "sg_event_id across all days (an event re-delivered later stays with the day it first landed).",
     freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=30)),
-    check_specs=[conservation_spec(EVENTS)],
+    check_specs=[conservation_spec(EVENTS), UNIQUE_EVENTS],
 )
 def sendgrid_events(context: dg.AssetExecutionContext, sendgrid: SendGridResource, warehouse: WarehouseResource):
     landing = Landing(sendgrid.webhook_landing)
@@ -153,8 +131,10 @@ def sendgrid_events(context: dg.AssetExecutionContext, sendgrid: SendGridResourc
             loaded, last_event = conn.execute(
                 f"select count(*), max(event_at) from {table} where partition_date between ? and ?",
                 [first_day, last_day]).fetchone()
+            unique = unique_events_check(conn)
     context.log.info(f"SendGrid events {first_day}..{last_day}: {batches} batches, {read} events read")
     yield dg.MaterializeResult(metadata=load_metadata(
         rows_read=read, rows_loaded=loaded, quarantined=quarantined, window=f"{first_day} .. {last_day} (Europe/Paris)",
         last_event_time=last_event, batches=batches, duplicates_merged=duplicates, already_loaded_earlier=earlier))
     yield conservation_check(EVENTS, read, loaded, len(quarantined), duplicates=duplicates + earlier)
+    yield unique

@@ -1,5 +1,9 @@
 """Eventbrite v3: organisation events and their attendees, continuation pagination, changed_since.
 
+An event carries only `venue_id` unless the venue is expanded: the events listing asks for
+`expand=venue`, and any event that still comes without its venue (an expansion the server left out)
+gets it from `GET /venues/{venue_id}/`, fetched once per venue.
+
 Attendees are read with the organisation-level listing (`GET /organizations/{id}/attendees/`, which
 takes `changed_since` and `status` as the per-event listing does): one pass over every event's
 attendees, and each night only those changed since the last sync.
@@ -8,9 +12,10 @@ attendees, and each night only those changed since the last sync.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -49,6 +54,23 @@ def paginate(fetch: Callable[[dict[str, Any]], dict[str, Any]], params: dict[str
     raise ProviderError(PROVIDER, endpoint, f"more than {max_pages} pages")
 
 
+def usable_venue_id(event: Any) -> str | None:
+    """The venue to fetch for an event listed without its venue: a string or integer `venue_id`."""
+    if not isinstance(event, dict) or event.get("venue") is not None:
+        return None
+    venue_id = event.get("venue_id")
+    if isinstance(venue_id, bool) or not isinstance(venue_id, int | str) or not str(venue_id).strip():
+        return None
+    return str(venue_id).strip()
+
+
+def with_venues(events: Iterable[Any], venue: Callable[[str], dict[str, Any] | None]) -> Iterator[Any]:
+    """The events, each missing venue filled in by `venue(venue_id)` (None when Eventbrite has none)."""
+    for event in events:
+        venue_id = usable_venue_id(event)
+        yield event if venue_id is None else {**event, "venue": venue(venue_id)}
+
+
 @dataclass
 class EventbriteClient:
     base_url: str
@@ -56,6 +78,7 @@ class EventbriteClient:
     organization_id: str
     budget: RetryBudget = field(default_factory=RetryBudget)
     session: requests.Session = field(default_factory=requests.Session)
+    venues: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # venue_id -> venue, None if unknown
 
     def _fetcher(self, path: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
         url = f"{self.base_url.rstrip('/')}{path}"
@@ -67,11 +90,24 @@ class EventbriteClient:
         return fetch
 
     def events(self, changed_since: str | None = None) -> Iterator[dict[str, Any]]:
+        """The organisation's events, each with its `venue` (the city and region are in venue.address)."""
         path = f"/organizations/{self.organization_id}/events/"
-        params: dict[str, Any] = {"page_size": 200}
+        params: dict[str, Any] = {"page_size": 200, "expand": "venue"}
         if changed_since:
             params["changed_since"] = changed_since
-        return paginate(self._fetcher(path), params, "events", path)
+        return with_venues(paginate(self._fetcher(path), params, "events", path), self.venue)
+
+    def venue(self, venue_id: str) -> dict[str, Any] | None:
+        """`GET /venues/{venue_id}/`, once per venue; None for a venue Eventbrite does not know (404)."""
+        if venue_id not in self.venues:
+            try:
+                body = self._fetcher(f"/venues/{quote(venue_id, safe='')}/")({})
+            except ProviderError as error:
+                if error.status != 404:
+                    raise
+                body = None
+            self.venues[venue_id] = body if isinstance(body, dict) else None
+        return self.venues[venue_id]
 
     def attendees(self, event_id: str, changed_since: str | None = None) -> Iterator[dict[str, Any]]:
         path = f"/events/{event_id}/attendees/"

@@ -11,18 +11,24 @@ No Dagster here.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import duckdb
 import pyarrow.parquet as pq
 import requests
 
-from alumni_orchestration.ingest.helloasso.records import flatten_helloasso_orders, flatten_helloasso_payments
+from alumni_orchestration.ingest.helloasso.records import (
+    ITEM_EMAIL_LABELS,
+    flatten_helloasso_order_details,
+    flatten_helloasso_payments,
+)
 from alumni_orchestration.ingest.http import ProviderError, RetryBudget, request_json
 from alumni_orchestration.ingest.records import RAW_DDL, arrow_schema, chunked, rows_to_arrow
 from alumni_orchestration.warehouse import parquet_source
@@ -100,6 +106,27 @@ class HelloAssoClient:
         path = f"/organizations/{self.organization_slug}/forms"
         return paginate(self._fetcher(path), {"formTypes": ["Event", "Membership"], "pageSize": 100}, path)
 
+    def form_public(self, form_type: str, form_slug: str) -> dict[str, Any] | None:
+        """A form's public details (FormPublicModel), or None when HelloAsso has none to show (404)."""
+        path = f"/organizations/{self.organization_slug}/forms/{quote(form_type, safe='')}/{quote(form_slug, safe='')}/public"
+        try:
+            return self._fetcher(path)({})
+        except ProviderError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def forms_with_place(self) -> Iterator[Any]:
+        """The forms, an Event's with its place: the listing (FormLightModel) documents no place, only a form's
+        /public details do, so an event's city costs one call per Event form."""
+        for form in self.forms():
+            if (isinstance(form, dict) and "place" not in form and form.get("formType") == "Event"
+                    and isinstance(form.get("formSlug"), str) and form["formSlug"]):
+                public = self.form_public(form["formType"], form["formSlug"])
+                if isinstance(public, dict) and public.get("place") is not None:
+                    form = {**form, "place": public["place"]}
+            yield form
+
     def orders(self, date_from: str, date_to: str) -> Iterator[dict[str, Any]]:
         """Orders (with items) dated in [date_from, date_to)."""
         path = f"/organizations/{self.organization_slug}/orders"
@@ -116,26 +143,39 @@ class HelloAssoClient:
 # --- Staging a window of orders, items and payments -------------------------------------------------
 
 ORDERS_TABLE, ITEMS_TABLE, PAYMENTS_TABLE = "helloasso_orders", "helloasso_items", "helloasso_payments"
-SCHEMAS = {name: arrow_schema(RAW_DDL[name]) for name in (ORDERS_TABLE, ITEMS_TABLE, PAYMENTS_TABLE)}
+OPTIONS_TABLE = "helloasso_item_options"
+# Item options (priced extras on an item), one row per option of an item: HelloAsso gives options no id of their
+# own (optionId names the option offered, shared by every order), so (item_id, option_index) is the key.
+OPTIONS_DDL = """
+    item_id bigint, option_index integer, order_id bigint, order_at timestamp, partition_date date,
+    option_id bigint, name varchar, price_category varchar, is_required boolean, amount_cents bigint"""
+DDL = {**{name: RAW_DDL[name] for name in (ORDERS_TABLE, ITEMS_TABLE, PAYMENTS_TABLE)}, OPTIONS_TABLE: OPTIONS_DDL}
+SCHEMAS = {name: arrow_schema(ddl) for name, ddl in DDL.items()}
 CHUNK_RECORDS = 5_000  # 50 pages of 100: what memory holds of the API's records at a time
 
 
-def stage_orders(records: Iterable[Any], orders_path: Path, items_path: Path,
-                 chunk_size: int = CHUNK_RECORDS) -> tuple[int, list[dict[str, Any]]]:
-    """Orders (with details) into two Parquet files of raw rows, `chunk_size` records at a time; gives
-    (records read, quarantined) exactly as `flatten_helloasso_orders` over all the records would."""
+def stage_orders(records: Iterable[Any], orders_path: Path, items_path: Path, options_path: Path,
+                 chunk_size: int = CHUNK_RECORDS,
+                 email_labels: tuple[str, ...] = ITEM_EMAIL_LABELS) -> tuple[int, list[dict[str, Any]]]:
+    """Orders (with details) into three Parquet files of raw rows (orders, items, item options), `chunk_size`
+    records at a time; gives (records read, quarantined) exactly as `flatten_helloasso_order_details` over all
+    the records would."""
     read, bad = 0, []
-    with pq.ParquetWriter(orders_path, SCHEMAS[ORDERS_TABLE]) as orders_out, \
-            pq.ParquetWriter(items_path, SCHEMAS[ITEMS_TABLE]) as items_out:
+    tables = ((ORDERS_TABLE, orders_path), (ITEMS_TABLE, items_path), (OPTIONS_TABLE, options_path))
+    writers = [pq.ParquetWriter(path, SCHEMAS[name]) for name, path in tables]
+    try:
         for chunk in chunked(records, chunk_size):
             read += len(chunk)
-            orders, items, rejected = flatten_helloasso_orders(chunk)
+            rows = flatten_helloasso_order_details(chunk, email_labels)
             del chunk
-            bad += rejected
-            if orders:
-                orders_out.write_table(rows_to_arrow(orders, RAW_DDL[ORDERS_TABLE], SCHEMAS[ORDERS_TABLE]))
-            if items:
-                items_out.write_table(rows_to_arrow(items, RAW_DDL[ITEMS_TABLE], SCHEMAS[ITEMS_TABLE]))
+            bad += rows.bad
+            for (name, _path), writer, table_rows in zip(tables, writers, (rows.orders, rows.items, rows.options),
+                                                         strict=True):
+                if table_rows:
+                    writer.write_table(rows_to_arrow(table_rows, DDL[name], SCHEMAS[name]))
+    finally:
+        for writer in writers:
+            writer.close()
     return read, bad
 
 
@@ -160,6 +200,7 @@ class StagedWindow:
 
     orders: Path
     items: Path
+    options: Path
     payments: Path
     first_day: str
     last_day: str
@@ -175,6 +216,7 @@ class WindowSummary:
     items_kept: int  # items of the orders kept
     last_order_at: Any  # latest order_at among the orders kept, or None
     payments_outside: list[int] = field(default_factory=list)  # the same for payment records
+    options_kept: int = 0  # options of the items kept
 
 
 def window_summary(staged: StagedWindow) -> WindowSummary:
@@ -188,10 +230,19 @@ def window_summary(staged: StagedWindow) -> WindowSummary:
                 f"select {key} from {parquet_source(path)} where partition_date not between ?::date and ?::date "
                 f"order by {key}", window).fetchall()]
 
-        items_kept = conn.execute(f"select count(*) from ({_in_window(staged.items)})", window).fetchall()[0][0]
+        def kept(path: Path) -> int:
+            return conn.execute(f"select count(*) from ({_in_window(path)})", window).fetchall()[0][0]
+
         last_order_at = conn.execute(f"select max(order_at) from ({_in_window(staged.orders)})", window).fetchall()[0][0]
-        return WindowSummary(outside(staged.orders, "order_id"), items_kept, last_order_at,
-                             outside(staged.payments, "payment_id"))
+        return WindowSummary(outside(staged.orders, "order_id"), kept(staged.items), last_order_at,
+                             outside(staged.payments, "payment_id"), kept(staged.options))
+
+
+def without_outside_fields(bad: list[dict[str, Any]], first_day: str, last_day: str) -> list[dict[str, Any]]:
+    """The quarantine rows to keep once the records dated outside the window are quarantined whole: a field
+    quarantine of a row that is not loaded would name a problem in a row nobody can find."""
+    window = (dt.date.fromisoformat(first_day), dt.date.fromisoformat(last_day))
+    return [b for b in bad if b.get("scope") != "field" or window[0] <= b["row_date"] <= window[1]]
 
 
 def outside_window_quarantine(outside: list[int], source: str = "helloasso.orders") -> list[dict[str, Any]]:
@@ -202,15 +253,53 @@ def outside_window_quarantine(outside: list[int], source: str = "helloasso.order
 
 
 def load_staged(conn: duckdb.DuckDBPyConnection, schema: str, staged: StagedWindow) -> None:
-    """Within the caller's transaction: replace the window's rows of the three raw tables by the staged
-    rows: the orders, their items and the payments dated within the window."""
+    """Within the caller's transaction: replace the window's rows of the four raw tables by the staged
+    rows: the orders, their items and the items' options, and the payments dated within the window."""
     window = [staged.first_day, staged.last_day]
     for name, select, params in (
         (ORDERS_TABLE, _in_window(staged.orders), window),
         (ITEMS_TABLE, _in_window(staged.items), window),
+        (OPTIONS_TABLE, _in_window(staged.options), window),
         (PAYMENTS_TABLE, _in_window(staged.payments), window),
     ):
         table = f"{schema}.{name}"
-        conn.execute(f"create table if not exists {table} ({RAW_DDL[name]})")
+        conn.execute(f"create table if not exists {table} ({DDL[name]})")
         conn.execute(f"delete from {table} where partition_date between ? and ?", window)
         conn.execute(f"insert into {table} by name {select}", params)
+
+
+@dataclass
+class MoneyBalance:
+    """Orders of a window whose total is not the sum of their items and the items' options, in cents."""
+
+    orders_checked: int
+    unbalanced: list[tuple[int, int, int]]  # (order_id, total_cents, items + options cents), by order_id
+
+    @property
+    def passed(self) -> bool:
+        return not self.unbalanced
+
+
+def money_balance(conn: duckdb.DuckDBPyConnection, schema: str, first_day: str, last_day: str,
+                  sample: int = 20) -> MoneyBalance:
+    """For every order of the window [first_day, last_day]: amount.total = its items + their options. HelloAsso
+    documents an item's amount as "after discount without extra options", so the two add up to the total, and a
+    donation is an item of its own. A gap means money read and not stored (or a provider's inconsistency)."""
+    window = [first_day, last_day]
+    checked = conn.execute(f"select count(*) from {schema}.{ORDERS_TABLE} where partition_date between ? and ?",
+                           window).fetchone()[0]
+    unbalanced = conn.execute(f"""
+        with items as (
+            select order_id, sum(amount_cents) as cents from {schema}.{ITEMS_TABLE}
+            where partition_date between ? and ? group by order_id
+        ), options as (
+            select order_id, sum(amount_cents) as cents from {schema}.{OPTIONS_TABLE}
+            where partition_date between ? and ? group by order_id
+        )
+        select o.order_id, o.total_cents, coalesce(i.cents, 0) + coalesce(p.cents, 0) as parts
+        from {schema}.{ORDERS_TABLE} o
+        left join items i using (order_id) left join options p using (order_id)
+        where o.partition_date between ? and ?
+          and o.total_cents is distinct from coalesce(i.cents, 0) + coalesce(p.cents, 0)
+        order by o.order_id limit ?""", window * 3 + [sample]).fetchall()
+    return MoneyBalance(checked, [(int(a), b, int(c)) for a, b, c in unbalanced])

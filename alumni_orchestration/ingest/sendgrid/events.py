@@ -1,7 +1,7 @@
 """SendGrid Event Webhook batches from the landing to raw rows, a day at a time and column by column.
 
-`read_day` gives what `webhook.landing.read_day_batches` gives (the same events, quarantine and counts),
-without copying each event; `events_table` gives, as one Arrow table, the rows `flatten_sendgrid_event`
+`read_day` gives what `webhook.landing.read_day_batches` gives (the same clean events, quarantine and
+counts), without copying each event; `events_table` gives, as one Arrow table, the rows `flatten_sendgrid_event`
 gives one by one; `stage_events` writes a range of days to a Parquet file, one day in memory at a time,
 for the warehouse to merge in one statement. No Dagster here.
 """
@@ -9,7 +9,6 @@ for the warehouse to merge in one statement. No Dagster here.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from alumni_orchestration.ingest.records import RAW_DDL, arrow_schema, rows_cast_by_duckdb
-from alumni_orchestration.ingest.sendgrid.records import (
-    LANDING_BATCH_KEY,
-    SENDGRID_STANDARD_FIELDS,
-    flatten_sendgrid_event,
-)
+from alumni_orchestration.ingest.records import RAW_DDL, arrow_schema
+from alumni_orchestration.ingest.sendgrid.records import category_json, custom_args_json, epoch_micros
 from alumni_orchestration.webhook.landing import DayStats, Landing, read_day_batches
 
 SCHEMA = arrow_schema(RAW_DDL["sendgrid_events"])
@@ -41,84 +36,52 @@ class Day:
     stats: DayStats
 
 
-def read_day(landing: Landing, day: str) -> Day:
+def read_day(landing: Landing, day: str, seen: set[str] | None = None) -> Day:
     """`read_day_batches` as a Day: the events are not copied."""
-    return Day(day, *read_day_batches(landing, day))
+    return Day(day, *read_day_batches(landing, day, seen))
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _custom_args(event: dict[str, Any]) -> str | None:
-    extra = event.keys() - SENDGRID_STANDARD_FIELDS - {LANDING_BATCH_KEY}
-    if not extra:  # the usual case: no custom argument beyond the standard ones
-        return None
-    return json.dumps({key: event[key] for key in extra}, ensure_ascii=False, sort_keys=True)
-
-
-def _category(value: Any, seen: dict[Any, str | None]) -> str | None:
+def _category(value: list[str] | None, seen: dict[tuple[str, ...], str | None]) -> str | None:
     if value is None:
         return None
-    key = value if isinstance(value, str) else tuple(value) if isinstance(value, list) and all(
-        isinstance(v, str) for v in value) else None
-    if key is not None and key in seen:
-        return seen[key]
-    text = json.dumps(value if isinstance(value, list) else [value], ensure_ascii=False)
-    if key is not None:
-        seen[key] = text
-    return text
-
-
-def _group(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
+    key = tuple(value)
+    if key not in seen:
+        seen[key] = category_json(value)
+    return seen[key]
 
 
 def events_table(day: Day) -> pa.Table:
-    """The day's raw rows, column by column; exactly the rows of `flatten_sendgrid_event`."""
+    """The day's raw rows, column by column; exactly the rows of `flatten_sendgrid_event`. The events
+    are clean (read by `read_day`), so every value already has its column's type."""
     events, partition_date = day.events, dt.date.fromisoformat(day.day)
-    categories: dict[Any, str | None] = {}  # a few distinct values, each serialised once
-    try:
-        offsets = [e.get("url_offset") for e in events]
-        columns = {
-            "sg_event_id": [str(e["sg_event_id"]) for e in events],
-            "partition_date": pa.array([partition_date] * len(events), pa.date32()),
-            "event": [e["event"] for e in events],
-            "event_at": pa.array([int(e["timestamp"]) * 1_000_000 for e in events], pa.int64())
-            .cast(pa.timestamp("us")),
-            "email": [e.get("email") for e in events],
-            "sg_message_id": [e.get("sg_message_id") for e in events],
-            "category": [_category(e.get("category"), categories) for e in events],
-            "url": [e.get("url") for e in events],
-            "url_offset_index": [o.get("index") if isinstance(o, dict) else None for o in offsets],
-            "useragent": [e.get("useragent") for e in events],
-            "ip": [e.get("ip") for e in events],
-            "sg_machine_open": [bool(e.get("sg_machine_open", False)) for e in events],
-            "bounce_type": [e.get("type") if e.get("event") == "bounce" else None for e in events],
-            "reason": [_text(e.get("reason")) for e in events],
-            "status": [_text(e.get("status")) for e in events],
-            "asm_group_id": [_group(e.get("asm_group_id")) for e in events],
-            "member_id": [_text(e.get("member_id")) for e in events],
-            "campaign_id": [_text(e.get("campaign_id")) for e in events],
-            "cycle": [_text(e.get("cycle")) for e in events],
-            "arm": [_text(e.get("arm")) for e in events],
-            "custom_args": [_custom_args(e) for e in events],
-            "batch_name": day.batches,
-        }
-        return pa.table([pa.array(columns[f.name], f.type) if isinstance(columns[f.name], list) else columns[f.name]
-                         for f in SCHEMA], schema=SCHEMA)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        # A field of an unexpected type (e.g. a number as the email): flattened row by row, and cast by
-        # the warehouse, as before.
-        return day_rows_table(day)
-
-
-def day_rows_table(day: Day) -> pa.Table:
-    """The day's rows flattened one by one and cast by DuckDB into the raw table's types, as the load
-    always did: for the rare day whose fields do not fit the column types as they are."""
-    partition_date = dt.date.fromisoformat(day.day)
-    rows = [flatten_sendgrid_event(e, partition_date, b) for e, b in zip(day.events, day.batches, strict=True)]
-    return rows_cast_by_duckdb(rows, RAW_DDL["sendgrid_events"], SCHEMA)
+    categories: dict[tuple[str, ...], str | None] = {}  # a few distinct values, each serialised once
+    offsets = [e.get("url_offset") or {} for e in events]
+    columns = {
+        "sg_event_id": [e["sg_event_id"] for e in events],
+        "partition_date": pa.array([partition_date] * len(events), pa.date32()),
+        "event": [e["event"] for e in events],
+        "event_at": pa.array([epoch_micros(e["timestamp"]) for e in events], pa.int64()).cast(pa.timestamp("us")),
+        "email": [e.get("email") for e in events],
+        "sg_message_id": [e.get("sg_message_id") for e in events],
+        "category": [_category(e.get("category"), categories) for e in events],
+        "url": [e.get("url") for e in events],
+        "url_offset_index": [o.get("index") for o in offsets],
+        "useragent": [e.get("useragent") for e in events],
+        "ip": [e.get("ip") for e in events],
+        "sg_machine_open": [e["sg_machine_open"] for e in events],
+        "bounce_type": [e.get("type") if e["event"] == "bounce" else None for e in events],
+        "reason": [e.get("reason") for e in events],
+        "status": [e.get("status") for e in events],
+        "asm_group_id": [e.get("asm_group_id") for e in events],
+        "member_id": [e.get("member_id") for e in events],
+        "campaign_id": [e.get("campaign_id") for e in events],
+        "cycle": [e.get("cycle") for e in events],
+        "arm": [e.get("arm") for e in events],
+        "custom_args": [custom_args_json(e) for e in events],
+        "batch_name": day.batches,
+    }
+    return pa.table([pa.array(columns[f.name], f.type) if isinstance(columns[f.name], list) else columns[f.name]
+                     for f in SCHEMA], schema=SCHEMA)
 
 
 @dataclass
@@ -133,11 +96,14 @@ class Staged:
 
 
 def stage_events(landing: Landing, days: list[str], path: Path) -> Staged:
-    """Read the days one at a time into a Parquet file of raw rows: memory holds one day, not the range."""
+    """Read the days in order into a Parquet file of raw rows: memory holds one day (and the range's
+    sg_event_ids), not the range. An event landed on several days of the range is staged once, under the
+    first; the later copies count as duplicates."""
     staged = Staged()
+    seen: set[str] = set()
     with pq.ParquetWriter(path, SCHEMA) as writer:
         for name in days:
-            day = read_day(landing, name)
+            day = read_day(landing, name, seen)
             staged.batches += day.stats.batches
             staged.events_read += day.stats.events_read
             staged.events_kept += day.stats.events_kept

@@ -1,14 +1,19 @@
-"""SendGrid suppressions: bounces, blocks, spam reports, global and group unsubscribes."""
+"""SendGrid suppressions: bounces, blocks, spam reports, invalid addresses, global and group unsubscribes:
+the client, and the flattener to raw rows (each documented field read by a typed parser; a record with a
+field that has no single reading is quarantined alone)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
+from alumni_orchestration.ingest import typed
 from alumni_orchestration.ingest.http import ProviderError, RetryBudget, request_json
+from alumni_orchestration.ingest.typed import FieldError
 
 PROVIDER = "SendGrid"
 GLOBAL_LISTS = ("bounces", "blocks", "spam_reports", "unsubscribes", "invalid_emails")
@@ -55,3 +60,64 @@ class SendGridSuppressionsClient:
         if not isinstance(body, list):
             raise ProviderError(PROVIDER, "/v3/asm/suppressions", "expected a JSON array")
         return body
+
+
+GROUP_LIST = "group_unsubscribes"
+_INT32 = (-(2**31), 2**31)
+
+
+def _text(record: dict[str, Any], field: str) -> str | None:
+    value = typed.as_text(record.get(field), field)
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:  # a lone surrogate: no UTF-8 reading, cannot be stored
+            raise FieldError(field, "not UTF-8 text") from error
+    return value
+
+
+def _group_id(value: Any) -> int | None:
+    group = typed.as_int(value, "group_id")
+    if group is not None and not _INT32[0] <= group < _INT32[1]:
+        raise FieldError("group_id", "out of range")
+    return group
+
+
+def suppression_row(kind: str, record: dict[str, Any]) -> dict[str, Any]:
+    """One suppression: the global lists document `created` (unix seconds), the group list `created_at`."""
+    created_field = "created_at" if kind == GROUP_LIST else "created"
+    return {
+        "email": _text(record, "email"), "kind": kind, "group_id": _group_id(record.get("group_id")),
+        "group_name": _text(record, "group_name"), "reason": _text(record, "reason"),
+        "status": _text(record, "status"),
+        "created_at": typed.as_epoch_seconds(record.get(created_field), created_field),
+    }
+
+
+def _payload(record: Any) -> str:
+    text = json.dumps(record, ensure_ascii=False, default=str, sort_keys=True)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: escaped, so the quarantine can store it
+        text = json.dumps(record, default=str, sort_keys=True)
+    return text[:4000]
+
+
+def flatten_suppressions(lists: dict[str, list[Any]], groups: list[Any]) -> tuple[list[dict], list[dict]]:
+    """Raw rows and quarantined records; every record read is one or the other."""
+    rows, bad = [], []
+    for kind, records in [*lists.items(), (GROUP_LIST, groups)]:
+        for record in records:
+            if not isinstance(record, dict):
+                reason = "not_an_object"
+            elif record.get("email") is None or (isinstance(record["email"], str) and not record["email"].strip()):
+                reason = "missing_email"
+            else:
+                try:
+                    rows.append(suppression_row(kind, record))
+                    continue
+                except FieldError as error:
+                    reason = error.reason
+            bad.append({"source": f"sendgrid.suppressions.{kind}", "record_key": None, "reason": reason,
+                        "scope": "row", "payload": _payload(record)})
+    return rows, bad
