@@ -2,26 +2,20 @@
 again after send_at, fails its blocking check `no_unknown_outcomes` (batch id and counts in the failure and in
 the alert), and `alumni campaigns resolve --batch ID` settles it from what SendGrid says, without a duplicate.
 
-SendGrid here is the local sandbox, fronted by a small server that adds the Email Activity API
-(`GET /v3/messages`), which the sandbox does not serve yet, from the sandbox's own sent messages."""
+SendGrid is the local sandbox: scheduled sends, and the Email Activity API over what it really sent (or
+refused, as for an account without that add-on)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from threading import Thread
-from urllib.parse import parse_qs, urlsplit
 
 import dagster as dg
 import duckdb
@@ -41,81 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NO_UNKNOWN_OUTCOMES = "no_unknown_outcomes"
 NOT_SENT = "not-sent"
 WAVE = dg.MultiPartitionKey({"campaign": "dues_reminder", "date": WAVE_DAY})
-_CONDITION = re.compile(r"unique_args\['(\w+)'\]=\"([^\"]*)\"")
-_WINDOW = re.compile(r'last_event_time BETWEEN TIMESTAMP "([^"]+)" AND TIMESTAMP "([^"]+)"')
-
-
-class EmailActivityFront:
-    """Forwards every request to the sandbox and answers `GET /sendgrid/v3/messages` itself, from the sandbox's
-    sent messages, as SendGrid's Email Activity does (or refuses it, as SendGrid does without the add-on)."""
-
-    def __init__(self, sandbox_url: str, data: Path, available: bool = True) -> None:
-        self.sandbox_url, self.data, self.available = sandbox_url, data, available
-        self.queries: list[str] = []
-        front = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _serve(self, method: str) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                parts = urlsplit(self.path)
-                if method == "GET" and parts.path == "/sendgrid/v3/messages":
-                    return self._answer(*front.activity(parse_qs(parts.query)))
-                request = urllib.request.Request(front.sandbox_url + self.path, data=raw or None, method=method,
-                                                 headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
-                try:
-                    with urllib.request.urlopen(request, timeout=30) as response:
-                        self._answer(response.status, response.read(), response.headers.get("Content-Type", ""))
-                except urllib.error.HTTPError as exc:
-                    self._answer(exc.code, exc.read(), exc.headers.get("Content-Type", ""))
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                self._serve("GET")
-
-            def do_POST(self) -> None:  # noqa: N802
-                self._serve("POST")
-
-            def do_PATCH(self) -> None:  # noqa: N802
-                self._serve("PATCH")
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def activity(self, query: dict[str, list[str]]) -> tuple[int, bytes]:
-        if not self.available:  # what SendGrid answers an account without the Email Activity add-on
-            return 400, json.dumps({"errors": [{"message": "authorization required"}]}).encode()
-        text = query["query"][0]
-        self.queries.append(text)
-        wanted = dict(_CONDITION.findall(text))
-        since, until = (dt.datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
-                        for t in _WINDOW.search(text).groups())
-        path = self.data / "sent_messages.jsonl"
-        sent = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-        found = [m for m in sent if since <= m["sent_at"] <= until
-                 and all(str(m["custom_args"].get(k)) == v for k, v in wanted.items())]
-        limit = int(query.get("limit", ["10"])[0])
-        messages = [{"from_email": "contact@anciens-exemple.fr", "msg_id": m["sg_message_id"], "subject": "",
-                     "to_email": m["email"], "status": "delivered", "opens_count": 0, "clicks_count": 0,
-                     "last_event_time": dt.datetime.fromtimestamp(m["sent_at"], dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
-                    for m in found[:limit]]
-        return 200, json.dumps({"messages": messages}).encode()
-
-    def __enter__(self) -> EmailActivityFront:
-        Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +51,8 @@ def world(scored, tmp_path: Path):
                                                                       "sent_messages.jsonl"))
     mine = tmp_path / "warehouse.duckdb"
     shutil.copy(warehouse, mine)
-    with SandboxServer(data, port=0) as sandbox, EmailActivityFront(sandbox.base_url, data) as front:
-        yield data, mine, sandbox.base_url, front
+    with SandboxServer(data, port=0) as sandbox:
+        yield data, mine, sandbox
 
 
 def _sandbox_now(base_url: str) -> float:
@@ -192,8 +111,8 @@ def _resolve_cli(warehouse: Path, host: str, batch_id: str, *extra: str) -> subp
 
 
 def test_a_late_rerun_fails_the_check_alerts_and_the_command_resolves_it_without_a_duplicate(world) -> None:
-    data, warehouse, base_url, front = world
-    host = f"{front.url}/sendgrid"
+    data, warehouse, sandbox = world
+    base_url, host = sandbox.base_url, f"{sandbox.base_url}/sendgrid"
     _killed_with_its_chunk_committed(warehouse, host)
     before = _treatment(warehouse)
     [batch_id] = {b for _, b in before.values()}
@@ -231,7 +150,6 @@ def test_a_late_rerun_fails_the_check_alerts_and_the_command_resolves_it_without
     resolved = _resolve_cli(warehouse, host, batch_id)
     assert resolved.returncode == 0, resolved.stdout + resolved.stderr
     assert f"{len(before)} re-planned" in resolved.stdout and "Email Activity: available" in resolved.stdout
-    assert front.queries and all("unique_args['campaign_id']=\"dues_reminder\"" in q for q in front.queries)
     assert {s for s, _ in _treatment(warehouse).values()} == {ledger.PLANNED}
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         decision = conn.execute("select decision, members_replanned, members_closed, email_activity "
@@ -259,8 +177,8 @@ def test_a_late_rerun_fails_the_check_alerts_and_the_command_resolves_it_without
 
 def test_members_the_provider_shows_a_message_for_are_closed_and_the_rest_re_planned(world) -> None:
     """A batch that did reach SendGrid, for part of its members: those are closed as sent, never sent twice."""
-    data, warehouse, base_url, front = world
-    host = f"{front.url}/sendgrid"
+    data, warehouse, sandbox = world
+    base_url, host = sandbox.base_url, f"{sandbox.base_url}/sendgrid"
     sender = EmailSenderResource(mode="sandbox", api_key="SG.unknown-test", host=host,
                                  warehouse=WarehouseResource(path=str(warehouse)))
     assert dg.materialize([campaign_audience, campaign_sends], partition_key=WAVE,
@@ -287,9 +205,9 @@ def test_members_the_provider_shows_a_message_for_are_closed_and_the_rest_re_pla
 
 
 def test_without_email_activity_it_stays_unknown_until_the_operator_says(world) -> None:
-    data, warehouse, base_url, front = world
-    front.available = False
-    host = f"{front.url}/sendgrid"
+    data, warehouse, sandbox = world
+    sandbox.sandbox.providers["sendgrid"].email_activity = False  # an account without the add-on
+    base_url, host = sandbox.base_url, f"{sandbox.base_url}/sendgrid"
     _killed_with_its_chunk_committed(warehouse, host)
     [batch_id] = {b for _, b in _treatment(warehouse).values()}
     with duckdb.connect(str(warehouse)) as conn:
@@ -318,6 +236,8 @@ def test_without_email_activity_it_stays_unknown_until_the_operator_says(world) 
 def test_activity_query_pages_a_full_window_by_halves() -> None:
     """Email Activity has no cursor: a full page is split into two windows until each holds less."""
     from alumni_orchestration.campaigns.resolve import activity_query, messaged_addresses
+    from alumni_orchestration.sandbox.providers.sendgrid import parse_activity_query
+    from alumni_orchestration.sandbox.state import ApiError
 
     start = dt.datetime(2026, 11, 22, 8, tzinfo=dt.UTC)
     messages = [(f"m{i}@example.org", start + dt.timedelta(seconds=3 * i)) for i in range(2500)]
@@ -327,13 +247,15 @@ def test_activity_query_pages_a_full_window_by_halves() -> None:
 
         def search_messages(self, query: str, limit: int = 1000) -> list[dict]:
             Provider.calls += 1
-            since, until = (dt.datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
-                            for t in _WINDOW.search(query).groups())
-            return [{"to_email": e} for e, at in messages if since <= at <= until][:limit]
+            wanted, (since, until) = parse_activity_query(query)  # the sandbox's reading of SendGrid's syntax
+            assert wanted == {"unique_args['campaign_id']": "dues_reminder", "unique_args['cycle']": "2026-r1"}
+            return [{"to_email": e} for e, at in messages if since <= at.timestamp() <= until][:limit]
 
     found = messaged_addresses(Provider(), "dues_reminder", "2026-r1", start, start + dt.timedelta(hours=3))
     assert found == {e for e, _ in messages} and Provider.calls > 3
     assert activity_query("c", "y", start, start).count("unique_args") == 2
+    with pytest.raises(ApiError):
+        parse_activity_query('bad_field="x"')
 
 
 def test_resolve_refuses_an_unknown_batch(tmp_path) -> None:
