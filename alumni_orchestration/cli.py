@@ -1,4 +1,4 @@
-"""The `alumni` command: generate, sandbox, webhook, demo, bench."""
+"""The `alumni` command: generate, sandbox, webhook, demo, campaigns resolve, bench."""
 
 from __future__ import annotations
 
@@ -74,6 +74,18 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _campaigns_resolve(args: argparse.Namespace) -> int:
+    from alumni_orchestration.campaigns.resolve import resolve_from_environment
+
+    try:
+        resolution = resolve_from_environment(args.batch, assume=args.assume)
+    except ValueError as exc:
+        print(f"alumni campaigns resolve: {exc}", file=sys.stderr)
+        return 2
+    print(resolution.text())
+    return 0 if resolution.settled else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alumni", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--webhook-port", type=int, default=8766, help="the webhook receiver's port (must be free)")
     demo.add_argument("--ui-port", type=int, default=3000, help="the Dagster UI's port (must be free)")
     demo.set_defaults(func=_demo)
+
+    camp = sub.add_parser("campaigns", help="operate the campaign ledger")
+    camp_sub = camp.add_subparsers(dest="campaigns_command", required=True)
+    resolve = camp_sub.add_parser("resolve", help="ask SendGrid what became of a batch with an unknown outcome, "
+                                  "then close or re-plan its members (exit 1 while it stays unknown)")
+    resolve.add_argument("--batch", required=True, help="the batch id the failed check names")
+    resolve.add_argument("--assume", choices=["sent", "not-sent"], default=None,
+                         help="only without Email Activity: what the SendGrid app's Activity feed shows")
+    resolve.set_defaults(func=_campaigns_resolve)
 
     bench = sub.add_parser("bench", help="the benchmark ladder; writes benchmarks/results/<date>.md")
     bench.add_argument("--sizes", default="10000,100000,1000000", help="member counts, comma-separated")

@@ -8,7 +8,11 @@ committed; only then is the request made. A chunk found `scheduling` on the next
 unknown outcome: its batch is cancelled through /v3/user/scheduled_sends while `send_at` is still
 ahead, and the chunk goes back to `planned`, to be sent again under a new batch id. If `send_at`
 has already passed, the chunk is marked `unknown` and never re-sent: a duplicate is worse than a gap.
+An unknown row is never silent: it fails the wave's blocking check `no_unknown_outcomes`, and
+`alumni campaigns resolve --batch ID` (campaigns/resolve.py) asks SendGrid what became of the batch,
+closes or re-plans its members and records that decision in campaigns.campaign_decisions.
 Control-arm members get a `held_out` row and no message, so both arms share one timeline.
+`outboxed` (rendered to campaigns.outbox, nothing left) counts as delivered only in outbox mode.
 """
 
 from __future__ import annotations
@@ -29,15 +33,18 @@ from alumni_orchestration.campaigns.holdout import CONTROL, TREATMENT
 from alumni_orchestration.campaigns.send_window import send_at_unix
 from alumni_orchestration.campaigns.transport import OutcomeUnknown, Rejected
 from alumni_orchestration.contracts import MAX_PERSONALIZATIONS, mail_send_errors
+from alumni_orchestration.warehouse import table_exists
 
 SCHEMA = "campaigns"
 SENDS = f"{SCHEMA}.campaign_sends"
 BATCHES = f"{SCHEMA}.campaign_batches"
 OUTBOX = f"{SCHEMA}.outbox"
+DECISIONS = f"{SCHEMA}.campaign_decisions"
 # Statuses of a ledger row.
 PLANNED, SCHEDULING, SCHEDULED, OUTBOXED = "planned", "scheduling", "scheduled", "outboxed"
 HELD_OUT, FAILED, UNKNOWN, CANCELLED = "held_out", "failed", "unknown", "cancelled"
-DELIVERED_STATUSES = (SCHEDULED, OUTBOXED)
+RESOLVED = "resolved"  # a batch whose unknown outcome was settled by `alumni campaigns resolve`
+DELIVERED_STATUSES = (SCHEDULED, OUTBOXED)  # in outbox mode; see delivered_statuses
 # Below this much time before send_at, a cancel may come too late to be trusted.
 CANCEL_SAFETY = dt.timedelta(seconds=60)
 
@@ -56,6 +63,12 @@ DDL = {
         message_id varchar primary key, kind varchar not null, campaign_id varchar, cycle varchar,
         member_id integer, to_email varchar not null, subject varchar not null, html varchar, text varchar,
         batch_id varchar, send_at timestamptz, created_at timestamptz not null)""",
+    DECISIONS: f"""create table if not exists {DECISIONS} (
+        decision_id varchar primary key, batch_id varchar not null, campaign_id varchar not null,
+        as_of date not null, decided_at timestamptz not null, decision varchar not null,
+        scheduled_send_status varchar, email_activity varchar not null, assumed varchar,
+        members_closed integer not null, members_replanned integer not null, members_left_unknown integer not null,
+        detail varchar)""",
 }
 
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
@@ -80,6 +93,56 @@ class DeliveryReport:
     requests: int = 0
     retries: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+def delivered_statuses(mode: str) -> tuple[str, ...]:
+    """The ledger statuses that mean "the member got the message". A row only rendered to the outbox
+    was never sent, so it counts only where the outbox is the deployment's channel."""
+    return DELIVERED_STATUSES if mode == "outbox" else (SCHEDULED,)
+
+
+@dataclass(frozen=True)
+class UnknownOutcomes:
+    """A wave's rows whose outcome is unknown, by batch (ids only: no personal data)."""
+    rows: int
+    batches: tuple[tuple[str, int], ...]
+
+    @property
+    def batch_ids(self) -> list[str]:
+        return [batch_id for batch_id, _ in self.batches]
+
+    def summary(self, campaign_id: str, as_of: dt.date) -> str:
+        """One line, for the check, the run failure and so the alert: counts, batch ids, the command."""
+        if not self.rows:
+            return f"{campaign_id} {as_of}: no unknown outcome"
+        shown = ", ".join(f"{b} ({n})" for b, n in self.batches[:3]) + (", …" if len(self.batches) > 3 else "")
+        return (f"{campaign_id} {as_of}: {self.rows} members with an unknown outcome in {len(self.batches)} "
+                f"batch{'es' if len(self.batches) > 1 else ''}: {shown}; "
+                "resolve each with `alumni campaigns resolve --batch ID`")
+
+
+def unknown_outcomes(conn: duckdb.DuckDBPyConnection, campaign_id: str, as_of: dt.date) -> UnknownOutcomes:
+    """Read-only: the wave's unknown rows, by batch."""
+    if not table_exists(conn, SENDS):
+        return UnknownOutcomes(rows=0, batches=())
+    found = conn.execute(f"select batch_id, count(*) from {SENDS} where campaign_id = ? and as_of = ? and status = ? "
+                         "group by batch_id order by batch_id", [campaign_id, as_of, UNKNOWN]).fetchall()
+    return UnknownOutcomes(rows=sum(n for _, n in found), batches=tuple((str(b), int(n)) for b, n in found))
+
+
+def reopen_outboxed(connect: Connect, campaign_id: str, as_of: dt.date, now: dt.datetime) -> int:
+    """In sandbox or live mode, rows of this wave that a run only rendered to the outbox were never sent:
+    they go back to `planned`, so this run sends them. Returns how many."""
+    with connect() as conn:
+        ensure_tables(conn)
+        conn.execute("begin transaction")
+        count = conn.execute(f"select count(*) from {SENDS} where campaign_id = ? and as_of = ? and status = ?",
+                             [campaign_id, as_of, OUTBOXED]).fetchall()[0][0]
+        conn.execute(f"update {SENDS} set status = ?, batch_id = null, send_at = null, updated_at = ?, detail = "
+                     "'rendered to the outbox only, never sent: planned again' where campaign_id = ? and as_of = ? "
+                     "and status = ?", [PLANNED, _utc(now), campaign_id, as_of, OUTBOXED])
+        conn.execute("commit")
+    return count
 
 
 def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:

@@ -7,18 +7,25 @@ outcome is raised as `OutcomeUnknown`, and the ledger cancels that batch before 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import urllib.error
 from collections.abc import Callable
 from typing import Any
 
+import requests
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
 from alumni_orchestration.ingest.http import ProviderError, RetryBudget, rate_limit_wait
 
 PROVIDER = "SendGrid"
+REAL_HOSTS = ("https://api.sendgrid.com", "https://api.eu.sendgrid.com")
+
+
+def is_real_host(host: str) -> bool:
+    return host.rstrip("/") in REAL_HOSTS
 
 
 class OutcomeUnknown(RuntimeError):
@@ -27,6 +34,18 @@ class OutcomeUnknown(RuntimeError):
 
 class Rejected(RuntimeError):
     """SendGrid refused the request for good (4xx other than 429): nothing was scheduled."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ActivityUnavailable(RuntimeError):
+    """The account has no Email Activity API (a paid add-on), or the key lacks its scope."""
+
+
+# What SendGrid answers /v3/messages without the add-on: 400 "authorization required" (sic), 401 or 403.
+ACTIVITY_REFUSALS = (401, 403, 404)
 
 
 def _error_message(exc: HTTPError) -> str:
@@ -67,7 +86,7 @@ class SendGridTransport:
                 elif status >= 500:
                     raise OutcomeUnknown(f"{PROVIDER} {endpoint}: HTTP {status}") from None
                 else:
-                    raise Rejected(f"{PROVIDER} {endpoint}: {_error_message(exc)}") from None
+                    raise Rejected(f"{PROVIDER} {endpoint}: {_error_message(exc)}", status) from None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 if not idempotent or attempt >= 5:
                     raise OutcomeUnknown(f"{PROVIDER} {endpoint}: {type(exc).__name__}") from None
@@ -103,6 +122,43 @@ class SendGridTransport:
             if not any(s.get("status") == "cancel" for s in current):
                 self._call("/v3/user/scheduled_sends/{batch_id}",
                            lambda: scheduled._(batch_id).patch(request_body={"status": "cancel"}), idempotent=True)
+
+
+    def scheduled_send_status(self, batch_id: str) -> str | None:
+        """`pause` or `cancel` when the batch has been paused or cancelled, None otherwise."""
+        scheduled = self.client.client.user.scheduled_sends
+        try:
+            response = self._call("/v3/user/scheduled_sends/{batch_id}", lambda: scheduled._(batch_id).get(),
+                                  idempotent=True)
+        except Rejected as exc:
+            if exc.status == 404:  # no pause or cancel was ever set on it
+                return None
+            raise
+        found = [s.get("status") for s in json.loads(response.body or b"[]") if s.get("batch_id") == batch_id]
+        return found[0] if found else None
+
+    def search_messages(self, query: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """Email Activity: the messages matching `query` (SendGrid's query language), at most `limit`."""
+        messages = self.client.client.messages
+        try:
+            response = self._call("/v3/messages", lambda: messages.get(query_params={"query": query, "limit": limit}),
+                                  idempotent=True)
+        except Rejected as exc:
+            if exc.status in ACTIVITY_REFUSALS or (exc.status == 400 and "authoriz" in str(exc).lower()):
+                raise ActivityUnavailable(str(exc)) from None
+            raise
+        return list(json.loads(response.body or b"{}").get("messages") or [])
+
+
+def sendgrid_now(mode: str, host: str) -> dt.datetime:
+    """SendGrid's clock. In sandbox mode it is the sandbox's own, which a demo may move to replay a past
+    month: send times must be valid for the SendGrid that receives them."""
+    if mode != "sandbox":
+        return dt.datetime.now(dt.UTC)
+    root = host.rstrip("/").removesuffix("/sendgrid")
+    response = requests.get(f"{root}/sandbox/status", timeout=30)
+    response.raise_for_status()
+    return dt.datetime.fromtimestamp(float(response.json()["now"]), dt.UTC)
 
 
 class OutboxTransport:

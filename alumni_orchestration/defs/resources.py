@@ -1,7 +1,8 @@
 """Binds every resource from the environment. See the README's "Configuration" table.
 
 Secrets (database URL, API keys, tokens, client secrets) are always `dg.EnvVar`s, so their values
-never appear in the UI, run config, logs or metadata. Non-secret settings default to the
+never appear in the UI, run config, logs or metadata; the sending key alone is read by the sender
+itself from SENDGRID_API_KEY (see `email_sender`). Non-secret settings default to the
 embedded demo: a SQLite membership base and the local sandbox, under $ALUMNI_HOME.
 """
 
@@ -10,7 +11,7 @@ import os
 import dagster as dg
 
 from alumni_orchestration import settings
-from alumni_orchestration.defs.campaigns.resources import REAL_HOSTS, EmailSenderResource
+from alumni_orchestration.defs.campaigns.resources import EmailSenderResource
 from alumni_orchestration.defs.eventbrite.resources import EventbriteResource
 from alumni_orchestration.defs.helloasso.resources import HelloAssoResource
 from alumni_orchestration.defs.membership.resources import MembershipDatabaseResource
@@ -24,30 +25,11 @@ def setting(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
-def send_mode(sendgrid_host: str) -> str:
-    """Explicit ALUMNI_SEND_MODE wins; otherwise a key with the sandbox host means the sandbox, and
-    anything else stays in the outbox. Live sending is never a default."""
-    if "ALUMNI_SEND_MODE" in os.environ:
-        return os.environ["ALUMNI_SEND_MODE"]
-    if "SENDGRID_API_KEY" in os.environ and sendgrid_host.rstrip("/") not in REAL_HOSTS:
-        return "sandbox"
-    return "outbox"
-
-
 def email_sender(warehouse: WarehouseResource, sendgrid_host: str) -> EmailSenderResource:
-    mode = send_mode(sendgrid_host)
-    return EmailSenderResource(
-        mode=mode,
-        api_key=dg.EnvVar("SENDGRID_API_KEY") if "SENDGRID_API_KEY" in os.environ else "",
-        host=sendgrid_host,
-        from_email=setting("ALUMNI_FROM_EMAIL", "contact@anciens-exemple.fr"),
-        from_name=setting("ALUMNI_FROM_NAME", "Association des anciens"),
-        reply_to=setting("ALUMNI_REPLY_TO", ""),
-        organization=setting("HELLOASSO_ORGANIZATION_SLUG", ORG_SLUG),
-        alert_recipient=setting("ALUMNI_ALERT_EMAIL", "digital-lead@anciens-exemple.fr"),
-        webserver_url=setting("ALUMNI_WEBSERVER_URL", "http://127.0.0.1:3000"),
-        warehouse=warehouse,
-    )
+    """The sender reads its settings from the environment itself (the key included, as SENDGRID_API_KEY, so
+    it is never in config, UI or logs): a run config giving one field must keep all the others, and a value
+    given here, an EnvVar especially, would be dropped or left unresolved by such a run config."""
+    return EmailSenderResource(host=sendgrid_host, warehouse=warehouse)
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:

@@ -213,6 +213,20 @@ def recipients_loader(warehouse: WarehouseResource, campaign: Campaign):
     return load
 
 
+NO_UNKNOWN_OUTCOMES = "no_unknown_outcomes"
+
+
+def unknown_outcome_check(unknown: ledger.UnknownOutcomes, campaign_id: str, as_of: dt.date) -> dg.AssetCheckResult:
+    """Fails while the wave holds a row whose outcome is unknown; ids and counts only, no personal data."""
+    return dg.AssetCheckResult(
+        check_name=NO_UNKNOWN_OUTCOMES, asset_key=SENDS, passed=unknown.rows == 0,
+        severity=dg.AssetCheckSeverity.ERROR, description=unknown.summary(campaign_id, as_of),
+        metadata={"unknown_rows": unknown.rows, "unknown_batches": len(unknown.batches),
+                  "batch_ids": dg.MetadataValue.json(unknown.batch_ids),
+                  "rows_by_batch": dg.MetadataValue.json(dict(unknown.batches)),
+                  "resolve_with": "alumni campaigns resolve --batch ID"})
+
+
 @dg.asset(
     key=SENDS,
     group_name="campaigns",
@@ -223,6 +237,9 @@ def recipients_loader(warehouse: WarehouseResource, campaign: Campaign):
     description="The wave's messages, through the ledger campaigns.campaign_sends (unique on campaign, cycle and "
     "member): at most 1,000 personalizations per request, each chunk under its own batch id and send_at outside "
     "quiet hours, so that an interrupted run can cancel what it cannot vouch for. Control rows are held out.",
+    check_specs=[dg.AssetCheckSpec(NO_UNKNOWN_OUTCOMES, asset=SENDS, blocking=True,
+                                   description="No member of the wave has an unknown outcome (a chunk interrupted too "
+                                   "late to cancel). Fails the run; `alumni campaigns resolve --batch ID` settles it.")],
 )
 def campaign_sends(context: dg.AssetExecutionContext, warehouse: WarehouseResource, email_sender: EmailSenderResource):
     campaign, as_of = wave_of(context)
@@ -233,6 +250,7 @@ def campaign_sends(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     transport = email_sender.transport()
     now = email_sender.now()
     new_rows, new_held_out = ledger.plan_wave(warehouse.write, campaign, audience, now)
+    reopened = 0 if transport.local else ledger.reopen_outboxed(warehouse.write, campaign.campaign_id, as_of, now)
     cancelled, unknown = ledger.recover(warehouse.write, transport, campaign.campaign_id, now)
     report = ledger.send_planned(warehouse.write, transport, campaign, as_of,
                                  recipients_loader(warehouse, campaign), email_sender.sender(),
@@ -242,25 +260,36 @@ def campaign_sends(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         statuses = conn.execute(f"select arm, status, count(*) as members from {ledger.SENDS} "
                                 "where campaign_id = ? and as_of = ? group by all order by all",
                                 [campaign.campaign_id, as_of]).df()
+        outstanding = ledger.unknown_outcomes(conn, campaign.campaign_id, as_of)
     metadata = {
         "as_of": str(as_of),
         "mode": email_sender.mode,
         "planned_now": new_rows,
         "held_out_now": new_held_out,
+        "reopened_from_outbox": reopened,
         "sent": report.sent,
         "failed": report.failed,
         "cancelled_batches": cancelled + report.cancelled_batches,
         "unknown_outcome": unknown + report.unknown,
+        "unknown_in_wave": outstanding.rows,
         "requests": report.requests,
         "wave_status": _md(statuses),
         "dagster/row_count": int(statuses.members.sum()) if len(statuses) else 0,
     }
     context.log.info(f"{campaign.campaign_id} as of {as_of}: {report.sent} sent ({email_sender.mode}), "
-                     f"{report.failed} failed, {cancelled + report.cancelled_batches} batches cancelled")
+                     f"{report.failed} failed, {cancelled + report.cancelled_batches} batches cancelled, "
+                     f"{outstanding.rows} with an unknown outcome")
+    check = unknown_outcome_check(outstanding, campaign.campaign_id, as_of)
     if report.failed or report.errors:
+        unknown_too = "" if check.passed else f" Also: {check.description}"
         raise dg.Failure(description=f"{campaign.campaign_id}: {report.failed} messages failed; "
-                         f"{'; '.join(report.errors[:3])}", metadata=metadata)
-    return dg.MaterializeResult(metadata=metadata)
+                         f"{'; '.join(report.errors[:3])}.{unknown_too}", metadata=metadata)
+    yield dg.MaterializeResult(metadata=metadata, check_results=[check])
+    if not check.passed:
+        # The blocking check alone would fail the step with Dagster's generic text; this failure's first line
+        # is what the run-failure alert quotes: counts, batch ids and the command, no personal data.
+        context.log.error(check.description)
+        raise dg.Failure(description=check.description, metadata=check.metadata)
 
 
 campaign_job = dg.define_asset_job(

@@ -15,6 +15,7 @@ from pydantic import Field
 from alumni_orchestration.campaigns import ledger
 from alumni_orchestration.campaigns.results import Costs, against_truth, campaign_results
 from alumni_orchestration.defs.campaigns.assets import SENDS
+from alumni_orchestration.defs.campaigns.resources import deployment_send_mode
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.partitions import daily_partitions
 from alumni_orchestration.scoring.plots import markdown_image
@@ -71,7 +72,7 @@ active as (
     where s.campaign_id <> 'dues_reminder'
 )
 select s.campaign_id, s.cycle, s.member_id, s.arm,
-       s.status in {ledger.DELIVERED_STATUSES} as sent,
+       list_contains(cast($delivered as varchar[]), s.status) as sent,
        coalesce(e.delivered, false) as delivered, coalesce(e.opened, false) as opened,
        coalesce(e.clicked, false) as clicked, coalesce(e.unsubscribed, false) as unsubscribed,
        coalesce(e.spam_reported, false) as spam_reported,
@@ -144,7 +145,9 @@ def campaign_results_asset(context: dg.AssetExecutionContext, config: CampaignRe
                   acquire_member_eur=config.acquire_member_eur)
     with warehouse.read() as conn:
         ready = table_exists(conn, ledger.SENDS) and table_exists(conn, "raw.sendgrid_events")
-        members = conn.execute(MEMBER_OUTCOMES, {"window": config.outcome_window_days,
+        # Outboxed rows were never sent: they count as sent only where the outbox is the deployment's channel.
+        delivered = list(ledger.delivered_statuses(deployment_send_mode()))
+        members = conn.execute(MEMBER_OUTCOMES, {"window": config.outcome_window_days, "delivered": delivered,
                                                  "signals": list(REENGAGEMENT_SIGNALS)}).df() if ready else None
     results = campaign_results(members if members is not None else pd.DataFrame(), costs)
     with warehouse.write() as conn:

@@ -1,10 +1,13 @@
 """SendGrid v3 under /sendgrid/v3: mail send with batches and scheduled sends, suppressions, the signed
-Event Webhook's key. Sent mail produces the recipients' reactions, delivered by the server as signed batches."""
+Event Webhook's key, and the Email Activity search over what was sent (`email_activity=False` refuses it
+as SendGrid does an account without that add-on). Sent mail produces the recipients' reactions, delivered by the server as signed batches."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +50,38 @@ def sendgrid_error(status: int, message: str, field: str | None = None) -> ApiEr
     return ApiError(status, {"errors": [{"message": message, "field": field, "help": None}], "id": uuid.uuid4().hex})
 
 
+_ACTIVITY_CONDITION = re.compile(r"""(unique_args\['[\w-]+'\]|to_email|msg_id|status|from_email|subject)\s*=\s*"([^"]*)\"""")
+_ACTIVITY_WINDOW = re.compile(r'last_event_time\s+BETWEEN\s+TIMESTAMP\s+"([^"]+)"\s+AND\s+TIMESTAMP\s+"([^"]+)"')
+
+
+def _iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _epoch(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def parse_activity_query(query: str) -> tuple[dict[str, str], tuple[float, float] | None]:
+    """The part of Email Activity's query language the sandbox answers: `field="value"` conditions and one
+    `last_event_time BETWEEN TIMESTAMP ... AND TIMESTAMP ...`, joined by AND; anything else is SendGrid's
+    400 "invalid syntax"."""
+    window = None
+    if between := _ACTIVITY_WINDOW.search(query):
+        window = (_epoch(between.group(1)), _epoch(between.group(2)))
+        query = query[:between.start()] + query[between.end():]
+    wanted: dict[str, str] = {}
+    for part in re.split(r"\bAND\b", query):
+        part = part.strip().strip("()").strip()
+        if not part:
+            continue
+        condition = _ACTIVITY_CONDITION.fullmatch(part)
+        if condition is None:
+            raise ApiError(400, {"errors": [{"message": f"invalid syntax: {part[:80]}"}]})
+        wanted[condition.group(1)] = condition.group(2)
+    return wanted, window
+
+
 class SendGridProvider(Provider):
     name, prefix, api_root = "sendgrid", "/sendgrid", "/sendgrid/v3"
     rate_limit_headers = True
@@ -65,12 +100,14 @@ class SendGridProvider(Provider):
         ("GET", "/asm/groups/{group_id}/suppressions"): "asm_group_suppressions_route",
         ("GET", "/user/webhooks/event/settings/signed"): "webhook_key_route",
         ("GET", "/user/webhooks/event/settings/signed/{id}"): "webhook_key_route",
+        ("GET", "/messages"): "messages_route",
     }
     CONTROL_ROUTES = {("POST", "/sandbox/replay"): "replay_route"}
 
     def __init__(self, shared: SharedState, *, sendgrid_keys: Callable[[str], bool] | None = None,
-                 webhook_batch_size: int = 500) -> None:
+                 webhook_batch_size: int = 500, email_activity: bool = True) -> None:
         super().__init__(shared)
+        self.email_activity = email_activity  # False: an account without the Email Activity add-on
         self.accepts_key = sendgrid_keys or (lambda key: key.startswith("SG."))
         self.webhook_batch_size = webhook_batch_size
         folder = shared.data / "providers" / "sendgrid"
@@ -239,6 +276,37 @@ class SendGridProvider(Provider):
     def _reaction_unsubscribes(self) -> list[dict[str, Any]]:
         with self.shared.lock:
             return list(self.store["group_unsubscribes"])
+
+    # ---- Email Activity (a paid add-on on a real account; `email_activity=False` plays an account without it) ----
+    def search_messages(self, query: str, limit: int) -> list[dict[str, Any]]:
+        """The sent messages matching an Email Activity query: `field="value"` (to_email, msg_id, status,
+        unique_args['key']) and `last_event_time BETWEEN TIMESTAMP "..." AND TIMESTAMP "..."`, joined by AND."""
+        wanted, window = parse_activity_query(query)
+        path = self.shared.data / "sent_messages.jsonl"
+        with self.shared.lock:
+            lines = path.read_text().splitlines() if path.exists() else []
+        found = []
+        for line in lines:
+            message = json.loads(line)
+            listed = {"from_email": "", "msg_id": message["sg_message_id"], "subject": "", "to_email": message["email"],
+                      "status": "delivered", "opens_count": 0, "clicks_count": 0,
+                      "last_event_time": _iso(message["sent_at"]), "last_timestamp": message["sent_at"]}
+            fields = {**{f"unique_args['{k}']": str(v) for k, v in message["custom_args"].items()}, **listed}
+            if window and not window[0] <= message["sent_at"] <= window[1]:
+                continue
+            if all(str(fields.get(name, "")) == value for name, value in wanted.items()):
+                found.append(listed)
+                if len(found) == limit:
+                    break
+        return found
+
+    def messages_route(self, request: Request) -> Reply:
+        if not self.email_activity:  # what SendGrid answers an account without the add-on
+            raise ApiError(400, {"errors": [{"message": "authorization required"}]})
+        limit = int(request.arg("limit", "10"))
+        if not 0 < limit <= 1000:
+            raise ApiError(400, {"errors": [{"message": "limit must be greater than 0 and at most 1000"}]})
+        return 200, {"messages": self.search_messages(request.arg("query", "") or "", limit)}
 
     # ---- routes ----
     def mail_send_route(self, request: Request) -> Reply:
