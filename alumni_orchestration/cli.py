@@ -8,35 +8,17 @@ import sys
 from pathlib import Path
 
 
+# Harness commands: they drive the simulator, so its modules are imported only when one of them runs.
 def _generate(args: argparse.Namespace) -> int:
-    from alumni_orchestration.synthetic.generator import GeneratorConfig, generate_association
+    from alumni_orchestration.harness.commands import generate
 
-    config = GeneratorConfig(
-        members=args.members,
-        years=args.years,
-        seed=args.seed,
-        wart_rate=args.wart_rate,
-        end_date=args.end_date,
-    )
-    manifest = generate_association(Path(args.out), config, membership_url=args.membership_url)
-    counts = manifest["counts"]
-    print(f"generated {counts['members']} members, {counts['dues_payments']} dues payments, "
-          f"{counts['sendgrid_events']} email events, {counts['eventbrite_attendees']} Eventbrite attendees, "
-          f"{counts['helloasso_orders']} HelloAsso orders into {args.out}")
-    return 0
+    return generate(args)
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from alumni_orchestration.sandbox.server import serve_forever
+    from alumni_orchestration.harness.commands import sandbox
 
-    serve_forever(
-        data_dir=Path(args.data),
-        port=args.port,
-        host=args.host,
-        webhook_url=args.webhook_url,
-        fault_rate=args.fault_rate,
-    )
-    return 0
+    return sandbox(args)
 
 
 def _webhook(args: argparse.Namespace) -> int:

@@ -12,6 +12,11 @@ from pathlib import Path
 PARIS_TZ = "Europe/Paris"
 SANDBOX_PORT = 8765
 
+# The organisation the providers are read for, when EVENTBRITE_ORGANIZATION_ID / HELLOASSO_ORGANIZATION_SLUG
+# are not set: the demo association's. The generator builds its association under these ids.
+DEFAULT_EVENTBRITE_ORGANIZATION_ID = "3141592653"
+DEFAULT_HELLOASSO_ORGANIZATION_SLUG = "anciens-exemple"
+
 
 def alumni_home() -> Path:
     return Path(os.environ.get("ALUMNI_HOME", ".alumni")).resolve()
@@ -36,3 +41,11 @@ def partitions_start() -> str:
 
 def sandbox_url() -> str:
     return os.environ.get("ALUMNI_SANDBOX_URL", f"http://127.0.0.1:{SANDBOX_PORT}")
+
+
+def eventbrite_organization_id() -> str:
+    return os.environ.get("EVENTBRITE_ORGANIZATION_ID", DEFAULT_EVENTBRITE_ORGANIZATION_ID)
+
+
+def helloasso_organization_slug() -> str:
+    return os.environ.get("HELLOASSO_ORGANIZATION_SLUG", DEFAULT_HELLOASSO_ORGANIZATION_SLUG)

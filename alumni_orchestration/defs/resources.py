@@ -16,7 +16,6 @@ from alumni_orchestration.defs.helloasso.resources import HelloAssoResource
 from alumni_orchestration.defs.membership.resources import MembershipDatabaseResource
 from alumni_orchestration.defs.sendgrid.resources import SendGridResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
-from alumni_orchestration.synthetic.generator import EVENTBRITE_ORG_ID, ORG_SLUG
 
 
 def setting(name: str, default: str) -> str:
@@ -42,7 +41,7 @@ def email_sender(warehouse: WarehouseResource, sendgrid_host: str) -> EmailSende
         from_email=setting("ALUMNI_FROM_EMAIL", "contact@anciens-exemple.fr"),
         from_name=setting("ALUMNI_FROM_NAME", "Association des anciens"),
         reply_to=setting("ALUMNI_REPLY_TO", ""),
-        organization=setting("HELLOASSO_ORGANIZATION_SLUG", ORG_SLUG),
+        organization=settings.helloasso_organization_slug(),
         alert_recipient=setting("ALUMNI_ALERT_EMAIL", "digital-lead@anciens-exemple.fr"),
         webserver_url=setting("ALUMNI_WEBSERVER_URL", "http://127.0.0.1:3000"),
         warehouse=warehouse,
@@ -70,13 +69,13 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "eventbrite": EventbriteResource(
             token=dg.EnvVar("EVENTBRITE_TOKEN"),
-            organization_id=setting("EVENTBRITE_ORGANIZATION_ID", EVENTBRITE_ORG_ID),
+            organization_id=settings.eventbrite_organization_id(),
             base_url=setting("EVENTBRITE_BASE_URL", f"{sandbox}/eventbrite/v3"),
         ),
         "helloasso": HelloAssoResource(
             client_id=dg.EnvVar("HELLOASSO_CLIENT_ID"),
             client_secret=dg.EnvVar("HELLOASSO_CLIENT_SECRET"),
-            organization_slug=setting("HELLOASSO_ORGANIZATION_SLUG", ORG_SLUG),
+            organization_slug=settings.helloasso_organization_slug(),
             api_url=setting("HELLOASSO_API_URL", f"{sandbox}/helloasso/v5"),
             token_url=setting("HELLOASSO_TOKEN_URL", f"{sandbox}/helloasso/oauth2/token"),
         ),
