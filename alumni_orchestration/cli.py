@@ -1,4 +1,4 @@
-"""The `alumni` command: generate, sandbox, webhook, demo, bench."""
+"""The `alumni` command: generate, sandbox, webhook, check, demo, bench."""
 
 from __future__ import annotations
 
@@ -30,6 +30,12 @@ def _webhook(args: argparse.Namespace) -> int:
         return 2
     serve_forever(port=args.port, host=args.host, landing=args.landing, public_key=public_key)
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from alumni_orchestration.operations.check import run_check
+
+    return run_check()
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -79,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     hook.add_argument("--landing", required=True, help="landing folder (or object-store URL)")
     hook.add_argument("--public-key", default=None, help="or SENDGRID_WEBHOOK_PUBLIC_KEY")
     hook.set_defaults(func=_webhook)
+
+    check = sub.add_parser("check", help="read-only health check of every configured connection; "
+                           "exit code 1 when one fails")
+    check.set_defaults(func=_check)
 
     demo = sub.add_parser("demo", help="generate, start the sandbox, materialise everything, open the UI")
     demo.add_argument("--members", type=int, default=5000)

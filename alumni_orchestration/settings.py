@@ -49,3 +49,24 @@ def eventbrite_organization_id() -> str:
 
 def helloasso_organization_slug() -> str:
     return os.environ.get("HELLOASSO_ORGANIZATION_SLUG", DEFAULT_HELLOASSO_ORGANIZATION_SLUG)
+
+
+def sendgrid_host() -> str:
+    return os.environ.get("SENDGRID_HOST", f"{sandbox_url()}/sendgrid")
+
+
+def eventbrite_base_url() -> str:
+    return os.environ.get("EVENTBRITE_BASE_URL", f"{sandbox_url()}/eventbrite/v3")
+
+
+def helloasso_api_url() -> str:
+    return os.environ.get("HELLOASSO_API_URL", f"{sandbox_url()}/helloasso/v5")
+
+
+def helloasso_token_url() -> str:
+    return os.environ.get("HELLOASSO_TOKEN_URL", f"{sandbox_url()}/helloasso/oauth2/token")
+
+
+def default_membership_url() -> str:
+    """The demo's membership base; a real one comes from MEMBERSHIP_DATABASE_URL, a secret read only where used."""
+    return f"sqlite:///{demo_data_dir() / 'membership.sqlite'}"
