@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP) chromium
 	$(BIN)/ruff check alumni_orchestration tests
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 # The browser test drives Debian's headless Chromium through its chromedriver.

@@ -1,4 +1,4 @@
-"""The `alumni` command: generate, sandbox, webhook, demo, campaigns resolve, bench."""
+"""The `alumni` command: generate, sandbox, webhook, check, demo, campaigns resolve, bench."""
 
 from __future__ import annotations
 
@@ -8,35 +8,17 @@ import sys
 from pathlib import Path
 
 
+# Harness commands: they drive the simulator, so its modules are imported only when one of them runs.
 def _generate(args: argparse.Namespace) -> int:
-    from alumni_orchestration.synthetic.generator import GeneratorConfig, generate_association
+    from alumni_orchestration.harness.commands import generate
 
-    config = GeneratorConfig(
-        members=args.members,
-        years=args.years,
-        seed=args.seed,
-        wart_rate=args.wart_rate,
-        end_date=args.end_date,
-    )
-    manifest = generate_association(Path(args.out), config, membership_url=args.membership_url)
-    counts = manifest["counts"]
-    print(f"generated {counts['members']} members, {counts['dues_payments']} dues payments, "
-          f"{counts['sendgrid_events']} email events, {counts['eventbrite_attendees']} Eventbrite attendees, "
-          f"{counts['helloasso_orders']} HelloAsso orders into {args.out}")
-    return 0
+    return generate(args)
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from alumni_orchestration.sandbox.server import serve_forever
+    from alumni_orchestration.harness.commands import sandbox
 
-    serve_forever(
-        data_dir=Path(args.data),
-        port=args.port,
-        host=args.host,
-        webhook_url=args.webhook_url,
-        fault_rate=args.fault_rate,
-    )
-    return 0
+    return sandbox(args)
 
 
 def _webhook(args: argparse.Namespace) -> int:
@@ -48,6 +30,12 @@ def _webhook(args: argparse.Namespace) -> int:
         return 2
     serve_forever(port=args.port, host=args.host, landing=args.landing, public_key=public_key)
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from alumni_orchestration.operations.check import run_check
+
+    return run_check()
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -114,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     hook.add_argument("--landing", required=True, help="landing folder (or object-store URL)")
     hook.add_argument("--public-key", default=None, help="or SENDGRID_WEBHOOK_PUBLIC_KEY")
     hook.set_defaults(func=_webhook)
+
+    check = sub.add_parser("check", help="read-only health check of every configured connection; "
+                           "exit code 1 when one fails")
+    check.set_defaults(func=_check)
 
     demo = sub.add_parser("demo", help="generate, start the sandbox, materialise everything, open the UI")
     demo.add_argument("--members", type=int, default=5000)

@@ -60,6 +60,8 @@ def demo_environment(home: Path, sandbox_port: int) -> dict[str, str]:
         "MEMBERSHIP_DATABASE_URL": f"sqlite:///{home / 'demo' / 'membership.sqlite'}",
         # The generator's truth, for the oracle yardstick in the model metrics only; never a model input.
         "ALUMNI_GROUND_TRUTH": str(home / "demo" / "ground_truth"),
+        # The simulated world's true campaign effects, for campaign_results' "simulated truth" beside each estimate.
+        "ALUMNI_SIMULATED_TRUTH_DIR": str(home / "demo" / "simulated_truth"),
     }
     for key, value in SANDBOX_ENV.items():
         env[key] = os.environ.get(key, value)
@@ -231,7 +233,7 @@ def results_against_truth(read_warehouse) -> list[dict]:
     for row in results.itertuples():
         print(f"  {row.campaign_id} {row.cycle} {row.arm}: audience {row.audience}, sent {row.sent}, "
               f"delivered {row.delivered}, retained {row.retained}", flush=True)
-    truth = simulated_truth(results, members, os.environ.get("ALUMNI_GROUND_TRUTH", ""))
+    truth = simulated_truth(results, members, os.environ.get("ALUMNI_SIMULATED_TRUTH_DIR", ""))
     rows = [] if truth is None else truth.to_dict("records")
     for row in rows:
         print(f"  {row['campaign_id']} {row['cycle']}: uplift {row['uplift']:+.3f}, 95% CI "
@@ -257,6 +259,9 @@ def run_demo(members: int = 5000, years: int = 4, seed: int = 42, headless: bool
     today = dt.date.today()
     end = today - dt.timedelta(days=REPLAY_DAYS)
     manifest = ensure_association(data, members, years, seed, end.isoformat())
+    from alumni_orchestration.harness.truth import write_simulated_truth
+
+    write_simulated_truth(data, Path(env["ALUMNI_SIMULATED_TRUTH_DIR"]))
     # The partitions reach back to the first day the providers hold records for.
     os.environ.setdefault("ALUMNI_PARTITIONS_START", manifest["period"]["history_start"])
     with services(home, data, sandbox_port, webhook_port, env):

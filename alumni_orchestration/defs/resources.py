@@ -18,7 +18,6 @@ from alumni_orchestration.defs.membership.resources import MembershipDatabaseRes
 from alumni_orchestration.defs.sendgrid.resources import SendGridResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.ingest.helloasso.records import ITEM_EMAIL_LABELS
-from alumni_orchestration.synthetic.generator import EVENTBRITE_ORG_ID, ORG_SLUG
 
 
 def setting(name: str, default: str) -> str:
@@ -33,12 +32,11 @@ def email_sender(warehouse: WarehouseResource, sendgrid_host: str) -> EmailSende
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
-    sandbox = settings.sandbox_url()
     # A real URL may hold a password: it is only ever read as an EnvVar. The default holds no secret.
     membership_url = (dg.EnvVar("MEMBERSHIP_DATABASE_URL") if "MEMBERSHIP_DATABASE_URL" in os.environ
-                      else f"sqlite:///{settings.demo_data_dir() / 'membership.sqlite'}")
+                      else settings.default_membership_url())
     warehouse = WarehouseResource(path=str(settings.warehouse_path()))
-    sendgrid_host = setting("SENDGRID_HOST", f"{sandbox}/sendgrid")
+    sendgrid_host = settings.sendgrid_host()
     return {
         "warehouse": warehouse,
         "email_sender": email_sender(warehouse, sendgrid_host),
@@ -53,15 +51,15 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "eventbrite": EventbriteResource(
             token=dg.EnvVar("EVENTBRITE_TOKEN"),
-            organization_id=setting("EVENTBRITE_ORGANIZATION_ID", EVENTBRITE_ORG_ID),
-            base_url=setting("EVENTBRITE_BASE_URL", f"{sandbox}/eventbrite/v3"),
+            organization_id=settings.eventbrite_organization_id(),
+            base_url=settings.eventbrite_base_url(),
         ),
         "helloasso": HelloAssoResource(
             client_id=dg.EnvVar("HELLOASSO_CLIENT_ID"),
             client_secret=dg.EnvVar("HELLOASSO_CLIENT_SECRET"),
-            organization_slug=setting("HELLOASSO_ORGANIZATION_SLUG", ORG_SLUG),
-            api_url=setting("HELLOASSO_API_URL", f"{sandbox}/helloasso/v5"),
-            token_url=setting("HELLOASSO_TOKEN_URL", f"{sandbox}/helloasso/oauth2/token"),
+            organization_slug=settings.helloasso_organization_slug(),
+            api_url=settings.helloasso_api_url(),
+            token_url=settings.helloasso_token_url(),
             item_email_labels=setting("HELLOASSO_ITEM_EMAIL_LABELS", ",".join(ITEM_EMAIL_LABELS)),
         ),
     }

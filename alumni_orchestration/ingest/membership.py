@@ -23,7 +23,7 @@ import duckdb
 import pandas as pd
 import sqlalchemy as sa
 
-from alumni_orchestration.synthetic.membership_schema import MEMBERSHIP_TABLES
+from alumni_orchestration.contracts.membership import MEMBERSHIP_TABLES
 from alumni_orchestration.warehouse import RAW_SCHEMA, replace_quarantine
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"

@@ -147,10 +147,10 @@ def reminder_effect(p_pay: Any, u: Any, uplift: Any, bounce_prob: Any) -> Any:
     return reminded_to_pay(p, u, np.asarray(uplift, dtype=float)) * (1.0 - np.asarray(bounce_prob))
 
 
-def true_reminder_uplift(data_dir: Path, member_ids: Any, dues_year: int) -> float:
-    """The simulated world's true uplift of one dues reminder on paying `dues_year`, averaged over an
-    audience (both arms): what a campaign's uplift estimate should find. Members without an email in the
-    world never receive the message (effect 0)."""
+def true_reminder_effects(data_dir: Path) -> Any:
+    """Each member's true effect of one delivered dues reminder on paying each dues year of the simulated
+    world (a DataFrame member_id, dues_year, true_effect). Members without an email in the world never
+    receive the message: their effect is 0. An audience's true uplift is the mean over its members."""
     import json
 
     import numpy as np
@@ -161,12 +161,28 @@ def true_reminder_uplift(data_dir: Path, member_ids: Any, dues_year: int) -> flo
     members = pd.read_csv(truth / "members.csv", usecols=["member_id", "email", "bounce_prob", "dues_reminder_uplift"],
                           dtype={"email": str}).set_index("member_id")
     dues = pd.read_csv(truth / "dues_probabilities.csv", usecols=["member_id", "dues_year", "p_pay"])
-    p_pay = dues[dues.dues_year == dues_year].set_index("member_id").p_pay
+    frames = []
+    for dues_year, year in dues.groupby("dues_year"):
+        ids = members.index.to_numpy(dtype=np.int64)
+        p_pay = year.set_index("member_id").p_pay.reindex(ids).fillna(0.0).to_numpy()
+        reachable = members.email.fillna("").str.strip().ne("").to_numpy()
+        effect = reminder_effect(p_pay, hash_uniform(seed, ids.astype(np.uint64), int(dues_year)),
+                                 members.dues_reminder_uplift.fillna(0.0).to_numpy(),
+                                 members.bounce_prob.fillna(1.0).to_numpy())
+        frames.append(pd.DataFrame({"member_id": ids, "dues_year": int(dues_year), "true_effect": effect * reachable}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["member_id", "dues_year", "true_effect"])
+
+
+def true_reminder_uplift(data_dir: Path, member_ids: Any, dues_year: int) -> float:
+    """The simulated world's true uplift of one dues reminder on paying `dues_year`, averaged over an
+    audience (both arms): what a campaign's uplift estimate should find. Members the world does not
+    know have no effect."""
+    import numpy as np
+
     ids = np.asarray(member_ids, dtype=np.int64)
     if not ids.size:
         return float("nan")
-    known = members.reindex(ids)
-    reachable = known.email.fillna("").str.strip().ne("").to_numpy()
-    effect = reminder_effect(p_pay.reindex(ids).fillna(0.0).to_numpy(), hash_uniform(seed, ids.astype(np.uint64), dues_year),
-                             known.dues_reminder_uplift.fillna(0.0).to_numpy(), known.bounce_prob.fillna(1.0).to_numpy())
-    return float((effect * reachable).mean())
+    effects = true_reminder_effects(data_dir)
+    year = effects[effects.dues_year == dues_year].set_index("member_id").true_effect
+    return float(year.reindex(ids).fillna(0.0).mean())

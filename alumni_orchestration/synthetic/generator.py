@@ -23,9 +23,13 @@ import numpy as np
 import orjson
 from sqlalchemy import create_engine
 
+from alumni_orchestration.contracts.membership import metadata
+from alumni_orchestration.settings import (
+    DEFAULT_EVENTBRITE_ORGANIZATION_ID,
+    DEFAULT_HELLOASSO_ORGANIZATION_SLUG,
+)
 from alumni_orchestration.synthetic import behaviour as bh
 from alumni_orchestration.synthetic import taxonomy as tx
-from alumni_orchestration.synthetic.membership_schema import metadata
 from alumni_orchestration.synthetic.timeutil import (
     day_number,
     iso_dates,
@@ -35,8 +39,8 @@ from alumni_orchestration.synthetic.timeutil import (
     paris_local_to_unix,
 )
 
-ORG_SLUG = "anciens-exemple"
-EVENTBRITE_ORG_ID = "3141592653"
+ORG_SLUG = DEFAULT_HELLOASSO_ORGANIZATION_SLUG
+EVENTBRITE_ORG_ID = DEFAULT_EVENTBRITE_ORGANIZATION_ID
 NEWSLETTER_GROUP = (1, "Lettre d'information")
 ASSOCIATION_GROUP = (2, "Vie de l'association")
 SITE = "https://www.anciens-exemple.fr"

@@ -23,6 +23,9 @@ from alumni_orchestration.warehouse import WAREHOUSE_POOL, table_exists
 
 RESULTS = dg.AssetKey(["campaigns", "campaign_results"])
 RESULTS_TABLE = "campaigns.campaign_results"
+# Optional: a folder where a simulator wrote the true effects (the demo only). Read, never imported.
+SIMULATED_TRUTH_DIR = "ALUMNI_SIMULATED_TRUTH_DIR"
+TRUE_EFFECTS_FILE = "true_effects.csv"
 # Signals that show a member re-engaged (opens are too noisy: privacy proxies open everything).
 REENGAGEMENT_SIGNALS = ("clicks", "events_registered", "events_attended", "dues_paid", "donations", "votes",
                         "group_joins", "volunteer_starts")
@@ -85,17 +88,19 @@ left join active as a using (campaign_id, cycle, member_id)
 """
 
 
-def simulated_truth(results: pd.DataFrame, members: pd.DataFrame | None, ground_truth_dir: str) -> pd.DataFrame | None:
-    """On a synthetic association (the demo), the dues reminders' true uplift from the generator's world
-    beside each estimate. None in production, where there is no ground truth."""
-    data_dir = Path(ground_truth_dir).parent if ground_truth_dir else None
-    if data_dir is None or not (data_dir / "manifest.json").exists() or members is None or members.empty:
+def simulated_truth(results: pd.DataFrame, members: pd.DataFrame | None, truth_dir: str) -> pd.DataFrame | None:
+    """On a simulated association (the demo), each campaign's true uplift beside its estimate. The simulator
+    writes every member's true effect to <truth_dir>/true_effects.csv (campaign_id, dues_year, member_id,
+    true_effect); an audience's true uplift is its members' mean effect. None in production: no such file."""
+    path = Path(truth_dir) / TRUE_EFFECTS_FILE if truth_dir else None
+    if path is None or not path.is_file() or members is None or members.empty:
         return None
-    from alumni_orchestration.sandbox.world import true_reminder_uplift
-
-    audiences = members[members.campaign_id == "dues_reminder"].groupby(["campaign_id", "cycle"]).member_id
-    truth = {key: true_reminder_uplift(data_dir, ids.to_numpy(), int(key[1][:4])) for key, ids in audiences}
-    return against_truth(results, truth)
+    effects = pd.read_csv(path, dtype={"campaign_id": str})
+    audiences = members[members.campaign_id.isin(effects.campaign_id.unique())][["campaign_id", "cycle", "member_id"]]
+    audiences = audiences.assign(dues_year=pd.to_numeric(audiences.cycle.str[:4], errors="coerce"))
+    known = audiences.merge(effects, on=["campaign_id", "dues_year", "member_id"], how="left")
+    truth = known.fillna({"true_effect": 0.0}).groupby(["campaign_id", "cycle"]).true_effect.mean()
+    return against_truth(results, truth.to_dict())
 
 
 def uplift_plot_png(results: pd.DataFrame, truth: pd.DataFrame | None = None) -> bytes:
@@ -161,7 +166,7 @@ def campaign_results_asset(context: dg.AssetExecutionContext, config: CampaignRe
         "retention_vs_acquisition_cost_ratio": costs.retention_vs_acquisition,
         "results": dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "_no campaign sent yet_"),
     }
-    truth = simulated_truth(results, members, os.environ.get("ALUMNI_GROUND_TRUTH", ""))
+    truth = simulated_truth(results, members, os.environ.get(SIMULATED_TRUTH_DIR, ""))
     if truth is not None and len(truth):
         metadata["simulated_truth"] = dg.MetadataValue.md(
             "Synthetic association only: each dues reminder's true uplift in the generator's world.\n\n"

@@ -20,6 +20,7 @@ from alumni_orchestration.sandbox.state import (
     LazyRows,
     SharedState,
     jsonl_refs,
+    read_json,
     read_jsonl,
     record_of,
 )
@@ -101,6 +102,8 @@ class EventbriteProvider(Provider):
         ("GET", "/organizations/{org_id}/attendees"): "org_attendees_route",
         ("GET", "/events/{event_id}/attendees"): "event_attendees_route",
         ("GET", "/venues/{venue_id}"): "venue_route",
+        ("GET", "/users/me"): "me_route",
+        ("GET", "/users/me/organizations"): "my_organizations_route",
     }
 
     def __init__(self, shared: SharedState, *, eventbrite_token: str | None = None) -> None:
@@ -183,3 +186,17 @@ class EventbriteProvider(Provider):
     @staticmethod
     def _page_size(request: Request) -> int:
         return int(request.arg("page_size", "50"))
+
+    # ---- the token's user and its organisations (what `alumni check` asks) ----
+    def _organization(self) -> dict[str, Any]:
+        stored = read_json(self.shared.data / "providers" / "eventbrite" / "organization.json", {})
+        return {"id": self.org_id, "name": stored.get("name", ""), "vertical": "default", "image_id": None}
+
+    def me_route(self, request: Request) -> Reply:
+        return 200, {"id": f"1{self.org_id}", "name": self._organization()["name"], "first_name": "", "last_name": "",
+                     "is_public": False, "image_id": None, "emails": []}
+
+    def my_organizations_route(self, request: Request) -> Reply:
+        organizations = [self._organization()] if self.org_id else []
+        return 200, eventbrite_page(organizations, "organizations", request.arg("continuation"), self._page_size(request),
+                                    "users/me/organizations")

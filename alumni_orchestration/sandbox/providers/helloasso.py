@@ -22,6 +22,7 @@ from alumni_orchestration.sandbox.state import (
     LazyRows,
     SharedState,
     jsonl_refs,
+    read_json,
     read_jsonl,
     record_of,
 )
@@ -86,6 +87,7 @@ class HelloAssoProvider(Provider):
         ("GET", "/organizations/{org}/orders"): "orders_route",
         ("GET", "/organizations/{org}/items"): "items_route",
         ("GET", "/organizations/{org}/payments"): "payments_route",
+        ("GET", "/organizations/{org}"): "organization_route",
     }
 
     def __init__(self, shared: SharedState, *, helloasso_client: tuple[str, str] = DEFAULT_CLIENT,
@@ -293,3 +295,11 @@ class HelloAssoProvider(Provider):
     @staticmethod
     def _page_size(request: Request) -> int:
         return int(request.arg("pageSize", "20"))
+
+    def organization_route(self, request: Request) -> Reply:
+        """GET /v5/organizations/{organizationSlug}: the organisation's public details (what `alumni check` asks)."""
+        if request.params["org"] != self.org_slug:
+            raise self.not_found()
+        stored = read_json(self.shared.data / "providers" / "helloasso" / "organization.json", {})
+        return 200, {"organizationSlug": self.org_slug, "name": stored.get("name", ""), "type": "Association1901",
+                     "url": f"https://www.helloasso.com/associations/{self.org_slug}"}

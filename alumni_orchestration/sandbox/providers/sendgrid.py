@@ -46,6 +46,16 @@ def as_posted(event: dict[str, Any]) -> dict[str, Any]:
     return posted
 
 
+# What GET /v3/scopes answers for a full-access key (SendGrid's names, from its API key permissions list),
+# unless the sandbox is told a key's own scopes (`sendgrid_key_scopes`).
+FULL_ACCESS_SCOPES = (
+    "asm.groups.read", "asm.groups.suppressions.read", "mail.batch.create", "mail.batch.delete", "mail.batch.read",
+    "mail.batch.update", "mail.send", *(f"suppression.{kind}.read" for kind in SUPPRESSION_KINDS), "suppression.read",
+    "user.scheduled_sends.create", "user.scheduled_sends.delete", "user.scheduled_sends.read",
+    "user.scheduled_sends.update", "user.webhooks.event.settings.read",
+)
+
+
 def sendgrid_error(status: int, message: str, field: str | None = None) -> ApiError:
     return ApiError(status, {"errors": [{"message": message, "field": field, "help": None}], "id": uuid.uuid4().hex})
 
@@ -101,14 +111,17 @@ class SendGridProvider(Provider):
         ("GET", "/user/webhooks/event/settings/signed"): "webhook_key_route",
         ("GET", "/user/webhooks/event/settings/signed/{id}"): "webhook_key_route",
         ("GET", "/messages"): "messages_route",
+        ("GET", "/scopes"): "scopes_route",
     }
     CONTROL_ROUTES = {("POST", "/sandbox/replay"): "replay_route"}
 
     def __init__(self, shared: SharedState, *, sendgrid_keys: Callable[[str], bool] | None = None,
-                 webhook_batch_size: int = 500, email_activity: bool = True) -> None:
+                 webhook_batch_size: int = 500, email_activity: bool = True,
+                 sendgrid_key_scopes: dict[str, list[str]] | None = None) -> None:
         super().__init__(shared)
         self.email_activity = email_activity  # False: an account without the Email Activity add-on
         self.accepts_key = sendgrid_keys or (lambda key: key.startswith("SG."))
+        self.key_scopes = sendgrid_key_scopes or {}  # a restricted key's scopes; other keys have full access
         self.webhook_batch_size = webhook_batch_size
         folder = shared.data / "providers" / "sendgrid"
         self.suppressions = {k: read_json(folder / f"suppressions/{k}.json", []) for k in SUPPRESSION_KINDS}
@@ -369,3 +382,7 @@ class SendGridProvider(Provider):
     def replay_route(self, request: Request) -> Reply:
         body = request.json()
         return 200, {"queued": self.replay(body["from"], body["to"])}
+
+    def scopes_route(self, request: Request) -> Reply:
+        key = request.bearer() or ""
+        return 200, {"scopes": list(self.key_scopes.get(key, FULL_ACCESS_SCOPES))}
