@@ -259,11 +259,12 @@ def run_demo(members: int = 5000, years: int = 4, seed: int = 42, headless: bool
     today = dt.date.today()
     end = today - dt.timedelta(days=REPLAY_DAYS)
     manifest = ensure_association(data, members, years, seed, end.isoformat())
+    # The partitions reach back to the first day the providers hold records for; set before anything
+    # imports the definitions (the truth writer does), which fix the partitions when first imported.
+    os.environ.setdefault("ALUMNI_PARTITIONS_START", manifest["period"]["history_start"])
     from alumni_orchestration.harness.truth import write_simulated_truth
 
     write_simulated_truth(data, Path(env["ALUMNI_SIMULATED_TRUTH_DIR"]))
-    # The partitions reach back to the first day the providers hold records for.
-    os.environ.setdefault("ALUMNI_PARTITIONS_START", manifest["period"]["history_start"])
     with services(home, data, sandbox_port, webhook_port, env):
         batches = land_history(data)
         print(f"Landed {batches} webhook batches of history. Running alumni_main ...", flush=True)
