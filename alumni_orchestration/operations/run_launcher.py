@@ -29,7 +29,7 @@ from dagster._core.launcher.base import (
 )
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._grpc.types import ExecuteRunArgs
-from dagster._serdes import ConfigurableClass, ConfigurableClassData
+from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_value
 
 PID_TAG = "alumni/run_worker_pid"
 START_TAG = "alumni/run_worker_start"
@@ -82,8 +82,9 @@ class ProcessRunLauncher(RunLauncher, ConfigurableClass):
         origin = run.job_code_origin
         if origin is None:
             raise ValueError(f"run {run.run_id} has no code origin to launch")
-        command = ExecuteRunArgs(job_origin=origin, run_id=run.run_id,
-                                 instance_ref=self._instance.get_ref()).get_command_args()
+        args = ExecuteRunArgs(job_origin=origin, run_id=run.run_id, instance_ref=self._instance.get_ref())
+        # The code server's own Python, not a `dagster` found (or not) on the launching process's PATH.
+        command = [origin.executable_path, "-m", "dagster", "api", "execute_run", serialize_value(args)]
         cwd = getattr(origin.repository_origin.code_pointer, "working_directory", None)
         worker = subprocess.Popen(command, cwd=cwd, start_new_session=True, stdin=subprocess.DEVNULL)
         # The launching process reaps its child at once, so that a dead worker never lingers as a zombie.
