@@ -5,14 +5,17 @@ server's process group, and offers no worker health check (`supports_check_run_w
 False). A worker that dies with its code server leaves its run STARTED for good, and the run keeps
 its `duckdb_warehouse` pool slot. This launcher starts `dagster api execute_run` in a session of its
 own (one process group: killing it takes the worker's dbt and step processes along and spares the code
-server), records the worker's pid and start time in the run's tags, and answers the run monitor's
-health check from the process table: a worker that is gone, a zombie, or whose pid now belongs to
-another process is FAILED. The monitor then fails the run, the run-retry daemon retries it, and
-`free_slots_after_run_end_seconds` gives back its slots.
+server), records the worker's pid and start time in the run's tags, and watches it two ways:
+- the launching process (the daemon) waits on its child: a worker that ends before its run is failed
+  at once, even while the run is still STARTING;
+- the run monitor's health check reads the process table: a worker that is gone, a zombie, or whose pid
+  now belongs to another process is FAILED (this covers a daemon restarted since the launch).
+The run-retry daemon then retries the run, and `free_slots_after_run_end_seconds` gives back its slots.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -87,12 +90,29 @@ class ProcessRunLauncher(RunLauncher, ConfigurableClass):
         command = [origin.executable_path, "-m", "dagster", "api", "execute_run", serialize_value(args)]
         cwd = getattr(origin.repository_origin.code_pointer, "working_directory", None)
         worker = subprocess.Popen(command, cwd=cwd, start_new_session=True, stdin=subprocess.DEVNULL)
-        # The launching process reaps its child at once, so that a dead worker never lingers as a zombie.
-        threading.Thread(target=worker.wait, name=f"reap-run-worker-{worker.pid}", daemon=True).start()
         self._instance.add_run_tags(run.run_id, {PID_TAG: str(worker.pid),
                                                  START_TAG: process_start(worker.pid) or ""})
         self._instance.report_engine_event(f"Run worker started in process {worker.pid} (own process group).",
                                            run, cls=self.__class__)
+        threading.Thread(target=self._watch, args=(worker, run.run_id), name=f"run-worker-{worker.pid}",
+                         daemon=True).start()
+
+    def _watch(self, worker: subprocess.Popen, run_id: str) -> None:
+        """Reaps the worker the moment it exits (no zombie) and, if it left its run unfinished, fails the run
+        at once. The monitor's health check only sees STARTED runs, at its next poll: a worker killed while
+        still starting would otherwise wait for the start timeout. If this process (the daemon) dies first,
+        the health check and the start timeout still catch the run."""
+        code = worker.wait()
+        try:
+            run = self._instance.get_run_by_id(run_id)
+            if run is None or run.is_finished:
+                return
+            how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+            self._instance.report_engine_event(f"Run worker process {worker.pid} ended ({how}) before its run did.",
+                                               run, cls=self.__class__)
+            self._instance.report_run_failed(run)
+        except Exception:  # the instance is closing with its process: the monitor fails the run after a restart
+            logging.getLogger(__name__).exception("could not fail run %s after its worker ended", run_id)
 
     def _live_worker(self, run: DagsterRun) -> int | None:
         pid = run.tags.get(PID_TAG)
