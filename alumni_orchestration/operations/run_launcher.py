@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dagster._core.events import DagsterEvent, DagsterEventType
 from dagster._core.launcher.base import (
     CheckRunHealthResult,
     LaunchRunContext,
@@ -59,6 +60,16 @@ def process_start(pid: int) -> str | None:
         return None
     state, start = fields[0], fields[19]  # fields 3 and 22 of proc(5), counted after the command name
     return None if state in ("Z", "X") else start
+
+
+def fail_run(instance, run: DagsterRun, message: str) -> None:
+    """`report_run_failed`, with the run's status set first. Dagster stores the failure event before it
+    updates the status, and a run-retry daemon reading the event in between sees a run still STARTED:
+    it never retries it (Dagster 1.13, EventLogConsumerDaemon)."""
+    failure = DagsterEvent(event_type_value=DagsterEventType.RUN_FAILURE.value, job_name=run.job_name,
+                           message=message)
+    instance.run_storage.handle_run_event(run.run_id, failure)
+    instance.report_run_failed(run, message)
 
 
 class ProcessRunLauncher(RunLauncher, ConfigurableClass):
@@ -108,9 +119,9 @@ class ProcessRunLauncher(RunLauncher, ConfigurableClass):
             if run is None or run.is_finished:
                 return
             how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-            self._instance.report_engine_event(f"Run worker process {worker.pid} ended ({how}) before its run did.",
-                                               run, cls=self.__class__)
-            self._instance.report_run_failed(run)
+            message = f"Run worker process {worker.pid} ended ({how}) before its run did."
+            self._instance.report_engine_event(message, run, cls=self.__class__)
+            fail_run(self._instance, run, message)
         except Exception:  # the instance is closing with its process: the monitor fails the run after a restart
             logging.getLogger(__name__).exception("could not fail run %s after its worker ended", run_id)
 
