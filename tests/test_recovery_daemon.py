@@ -354,9 +354,10 @@ def blocked_steps(stack: Stack, run_id: str) -> list[str]:
 
 
 def test_a_nightly_run_killed_mid_dbt_is_caught_up_without_waiting_for_its_slot(stack: Stack) -> None:
-    """The nightly schedule's run of alumni_main (its dbt steps: sources and scores are the wave test's
-    business), killed while dbt is building: the daemon fails it, frees the `duckdb_warehouse` slot the dead
-    run held, and the retry (from the failed step) builds the night without ever waiting on the pool."""
+    """The nightly schedule's run of alumni_main (its request, tags and partition range; its dbt steps only,
+    to keep the test short), killed while dbt is building: the daemon fails it, frees the `duckdb_warehouse`
+    slot the dead run held, and the retry (the catch-up, from the failed step) builds the night without ever
+    waiting on the pool."""
     stack.reset_warehouse()
     night = dt.datetime(2026, 11, 22, 2, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     with dg.build_schedule_context(instance=stack.instance, scheduled_execution_time=night) as context:
