@@ -42,14 +42,8 @@ SANDBOX_ENV = {
     "HELLOASSO_CLIENT_SECRET": "sandbox-secret",
 }
 
-INSTANCE_YAML = """\
-# The demo's Dagster instance. Every warehouse writer is in the duckdb_warehouse pool: limit 1.
-concurrency:
-  pools:
-    default_limit: 1
-telemetry:
-  enabled: false
-"""
+# The demo's Dagster instance: the recovery settings of the production one, on SQLite.
+INSTANCE_YAML = (Path(__file__).parent / "deploy" / "demo_instance.yaml").read_text()
 
 
 def demo_environment(home: Path, sandbox_port: int) -> dict[str, str]:

@@ -14,10 +14,19 @@ from alumni_orchestration.partitions import daily_partitions
 MAIN_SELECTION = (dg.AssetSelection.all() - dg.AssetSelection.groups("campaigns")) | dg.AssetSelection.assets(
     ["campaigns", "campaign_results"])
 
+# A run whose worker died (SIGKILL, OOM, reboot) is launched again by the daemon (run_retries in the
+# instance; a run that failed on its own is not): re-running a range of days rebuilds the same days.
+# FROM_FAILURE (Dagster's default) skips the steps that had succeeded.
+CRASH_RETRIES = 2
+MAIN_RETRY_TAGS = {"dagster/max_retries": str(CRASH_RETRIES), "dagster/retry_strategy": "FROM_FAILURE"}
+# A campaign wave is retried whole: a re-run of both steps is what the send ledger is built and tested for.
+WAVE_RETRY_TAGS = {"dagster/max_retries": str(CRASH_RETRIES), "dagster/retry_strategy": "ALL_STEPS"}
+
 alumni_main = dg.define_asset_job(
     name="alumni_main",
     selection=MAIN_SELECTION,
     partitions_def=daily_partitions,
+    tags=MAIN_RETRY_TAGS,
     description="Materialise sources, dbt marts and scores (not the campaigns). Daily assets take the run's "
     "partition range; the nightly schedule runs it over yesterday, or every day missed since the last success.",
 )

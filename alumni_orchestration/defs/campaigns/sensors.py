@@ -14,12 +14,16 @@ import dagster as dg
 from alumni_orchestration.campaigns.definitions import Campaign, campaigns
 from alumni_orchestration.campaigns.waves import wave_candidates
 from alumni_orchestration.defs.campaigns.assets import campaign_job, load_history, load_ledger
+from alumni_orchestration.defs.jobs import WAVE_RETRY_TAGS
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.warehouse import WarehouseBusyError, table_exists
 
 # On its first tick a sensor looks at the latest snapshot only: it never replays the past.
 MAX_WAVES_PER_TICK = 7
 SENSOR_READ_WAIT_SECONDS = 20.0
+# A wave's two steps run one after the other in the run worker's own process: if anything of the run is
+# killed, the worker is, and the daemon sees a dead worker (and retries) rather than a failed step.
+WAVE_RUN_CONFIG = {"execution": {"config": {"in_process": {}}}}
 
 
 def wave_run_key(campaign_id: str, as_of: dt.date) -> str:
@@ -59,8 +63,9 @@ def evaluate(campaign: Campaign, warehouse: WarehouseResource, cursor: str | Non
             requests.append(dg.RunRequest(
                 run_key=wave_run_key(campaign.campaign_id, as_of),
                 partition_key=wave_partition(campaign.campaign_id, as_of),
+                run_config=WAVE_RUN_CONFIG,
                 tags={"alumni/campaign": campaign.campaign_id, "alumni/as_of": as_of.isoformat(),
-                      "alumni/triggered_members": str(len(found))}))
+                      "alumni/triggered_members": str(len(found)), **WAVE_RETRY_TAGS}))
     return requests, skipped, todo[-1].isoformat()
 
 
