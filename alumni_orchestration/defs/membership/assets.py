@@ -7,6 +7,7 @@ import dagster as dg
 from alumni_orchestration.defs.membership.resources import MembershipDatabaseResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.ingest.membership import LOAD_ORDER, load_membership_snapshot
+from alumni_orchestration.ingest.membership_quality import night_to_night, profile_membership, quality_table
 from alumni_orchestration.warehouse import QUARANTINE_TABLE, RAW_SCHEMA, WAREHOUSE_POOL, ensure_raw_schema
 
 SNAPSHOT_FRESHNESS = dg.FreshnessPolicy.time_window(
@@ -79,6 +80,7 @@ def membership_snapshot(
                 )
                 for load in loads
             }
+            quality = profile_membership(conn).metrics()
     finally:
         engine.dispose()
     for load in loads:
@@ -96,7 +98,7 @@ def membership_snapshot(
                 "fields_quarantined": load.fields_quarantined,
                 "quarantined_by_reason": dg.MetadataValue.json(load.quarantined_by_reason),
                 "source_dialect": membership_db.dialect(),
-            },
+            } | (_quality_metadata(context, key, quality) if load.table == "members" else {}),
         )
         loaded, quarantined = recount[load.table]
         yield dg.AssetCheckResult(
@@ -106,3 +108,22 @@ def membership_snapshot(
             metadata={"rows_read": load.rows_read, "rows_loaded": loaded, "rows_quarantined": quarantined,
                       "fields_quarantined": load.fields_quarantined},
         )
+
+
+def previous_quality(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, float | int] | None:
+    """The quality metrics of the asset's latest materialization (the previous night's, while this one runs)."""
+    event = instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return None
+    metadata = event.asset_materialization.metadata
+    return {k: v.value for k, v in metadata.items()
+            if k.startswith("quality/") and isinstance(v.value, (int, float)) and not isinstance(v.value, bool)}
+
+
+def _quality_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey,
+                      quality: dict[str, float | int]) -> dict[str, object]:
+    """Tonight's quality numbers (plotted by Dagster over the nights), their change, and a table to read."""
+    previous = previous_quality(context.instance, key)
+    changes = night_to_night(quality, previous)
+    return {**quality, **changes,
+            "quality/summary": dg.MetadataValue.md(quality_table(quality, previous))}
