@@ -23,8 +23,8 @@ from alumni_orchestration.ingest.membership_quality import (
     quality_table,
 )
 from alumni_orchestration.warehouse import ensure_raw_schema
-from tests.test_membership_quarantine import write_messy_export
 from tests.test_membership_quarantine import member as base_member
+from tests.test_membership_quarantine import write_messy_export
 
 FIRST_NAME, LAST_NAME = "Zelie", "Quintard"
 
