@@ -69,6 +69,12 @@ def degraded_night() -> dict[str, list[dict[str, str | None]]]:
     return night
 
 
+def repaired_night() -> dict[str, list[dict[str, str | None]]]:
+    night = first_night()
+    night["dues_payments"] = night["dues_payments"][:1]
+    return night
+
+
 # Counted by hand from first_night(): current members are 1, 2, 3, 4, 7, 9 (active or lapsed).
 FIRST_NIGHT = MembershipQuality(
     current_members=6,
@@ -124,6 +130,9 @@ def test_thresholds_come_from_the_environment_and_default_to_the_documented_ones
     # Tonight alone: 66.67% with a valid email is under the default 90%, 20% sharing an email over 1%.
     verdicts = {v.check: v.passed for v in assess(FIRST_NIGHT.metrics(), QualityThresholds())}
     assert verdicts == {"email_completeness": False, "duplicate_emails": False, "quarantine_rate": False}
+    # Before any snapshot there is nothing to judge: a warning that says so, not a 0% score.
+    assert {(v.passed, v.summary) for v in assess({}, QualityThresholds())} == {
+        (False, "No quality metrics yet: materialize raw/members first")}
     table = quality_table(FIRST_NIGHT.metrics(), None)
     assert "| Current members with a valid email (%) | 66.67 |  |  |" in table
 
@@ -148,6 +157,7 @@ def _checks(result: dg.ExecuteInJobResult) -> dict[str, dg.AssetCheckEvaluation]
 
 def test_a_degraded_night_shows_its_change_and_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Thresholds a small association might set, under which the first night is acceptable.
+    # Three nights: a first one, a degraded one, a repaired one.
     monkeypatch.setenv("ALUMNI_QUALITY_MIN_EMAIL_COMPLETENESS", "60")
     monkeypatch.setenv("ALUMNI_QUALITY_MAX_DUPLICATE_EMAILS", "25")
     monkeypatch.setenv("ALUMNI_QUALITY_MAX_QUARANTINE_RATE", "30")
@@ -155,8 +165,9 @@ def test_a_degraded_night_shows_its_change_and_warns(tmp_path: Path, monkeypatch
     with dg.instance_for_test() as instance:
         first = _materialize(_write_source(source, first_night()), warehouse, instance)
         second = _materialize(_write_source(source, degraded_night()), warehouse, instance)
+        third = _materialize(_write_source(source, repaired_night()), warehouse, instance)
 
-    assert first.success and second.success  # the quality checks warn, they do not fail the run
+    assert first.success and second.success and third.success  # the quality checks warn, they do not fail the run
     night1, night2 = _members_metadata(first), _members_metadata(second)
     assert {k: v for k, v in night1.items() if k.startswith("quality/") and k != "quality/summary"} == \
         FIRST_NIGHT.metrics()  # no change on a first night: there is nothing to compare with
@@ -179,11 +190,19 @@ def test_a_degraded_night_shows_its_change_and_warns(tmp_path: Path, monkeypatch
     assert checks["email_completeness"].metadata["change"].value == -50.0
     assert checks["quarantine_rate"].metadata["change"].value == 5.49
 
+    # Repaired: the emails are back and the orphan payment is gone; its reason's plot falls to 0, it does not stop.
+    night3 = _members_metadata(third)
+    assert night3["quality/email_completeness_change"] == 50.0
+    assert night3["quality/quarantine/dues_payments:unknown_member"] == 0
+    assert night3["quality/quarantine_rate"] == 16.67  # 2 of 12 rows
+    assert {name: c.passed for name, c in _checks(third).items()} == {
+        "email_completeness": True, "duplicate_emails": True, "quarantine_rate": True}
+
     # Counts and rates only: no email, no name, anywhere in the metadata of either night.
-    shown = json.dumps([str(v.value) for result in (first, second)
-                        for m in result.get_asset_materialization_events()
+    results = (first, second, third)
+    shown = json.dumps([str(v.value) for result in results for m in result.get_asset_materialization_events()
                         for v in m.materialization.metadata.values()]
-                       + [str(v.value) for result in (first, second) for c in result.get_asset_check_evaluations()
+                       + [str(v.value) for result in results for c in result.get_asset_check_evaluations()
                           for v in c.metadata.values()])
     assert "@" not in shown and "example.org" not in shown.lower() and "pas-un-email" not in shown
     assert FIRST_NAME not in shown and LAST_NAME not in shown

@@ -152,6 +152,13 @@ def night_to_night(tonight: Mapping[str, float | int], previous: Mapping[str, fl
     return changes
 
 
+def with_vanished_reasons(tonight: Mapping[str, float | int],
+                          previous: Mapping[str, float | int] | None) -> dict[str, float | int]:
+    """Tonight's metrics, with 0 for a quarantine reason seen the previous night only: its plot falls to 0, not stops."""
+    vanished = {key: 0 for key in (previous or {}) if key.startswith(f"{PREFIX}quarantine/") and key not in tonight}
+    return {**tonight, **vanished}
+
+
 def _cell(value: float | int | None) -> str:
     return "" if value is None else f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
 
@@ -222,6 +229,10 @@ def _value(metrics: Mapping[str, float | int], name: str) -> float | None:
 
 def assess(metrics: Mapping[str, float | int], t: QualityThresholds) -> list[QualityVerdict]:
     """The three checks on one night's metrics (with their `_change` keys when there was a previous night)."""
+    if not metrics:  # no snapshot measured yet: nothing to judge, which is not a good score
+        summary = "No quality metrics yet: materialize raw/members first"
+        return [QualityVerdict(name, False, summary, {}) for name in ("email_completeness", "duplicate_emails",
+                                                                       "quarantine_rate")]
     email = _value(metrics, "email_completeness") or 0.0
     email_change = _value(metrics, f"email_completeness{CHANGE_SUFFIX}")
     duplicates = _value(metrics, "duplicate_email_rate") or 0.0

@@ -7,7 +7,12 @@ import dagster as dg
 from alumni_orchestration.defs.membership.resources import MembershipDatabaseResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.ingest.membership import LOAD_ORDER, load_membership_snapshot
-from alumni_orchestration.ingest.membership_quality import night_to_night, profile_membership, quality_table
+from alumni_orchestration.ingest.membership_quality import (
+    night_to_night,
+    profile_membership,
+    quality_table,
+    with_vanished_reasons,
+)
 from alumni_orchestration.warehouse import QUARANTINE_TABLE, RAW_SCHEMA, WAREHOUSE_POOL, ensure_raw_schema
 
 SNAPSHOT_FRESHNESS = dg.FreshnessPolicy.time_window(
@@ -124,6 +129,7 @@ def _quality_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey,
                       quality: dict[str, float | int]) -> dict[str, object]:
     """Tonight's quality numbers (plotted by Dagster over the nights), their change, and a table to read."""
     previous = previous_quality(context.instance, key)
+    quality = with_vanished_reasons(quality, previous)
     changes = night_to_night(quality, previous)
     return {**quality, **changes,
             "quality/summary": dg.MetadataValue.md(quality_table(quality, previous))}
