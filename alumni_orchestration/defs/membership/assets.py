@@ -21,7 +21,8 @@ SNAPSHOT_FRESHNESS = dg.FreshnessPolicy.time_window(
 
 DESCRIPTIONS = {
     "members": "One row per member of the membership database, typed; of rows sharing a member_id the latest "
-               "updated_at is kept; duplicates by email quarantined.",
+               "updated_at is kept; duplicates by email quarantined. Each materialization carries the membership "
+               "data-quality metrics (quality/...): completeness, duplicate emails, quarantine, night-to-night change.",
     "dues_payments": "Dues (cotisations) recorded in the membership database: transfers, cards, cheques, cash.",
     "groups": "Professional groups, regional groups and clubs.",
     "group_memberships": "Who belongs to which group, with role and dates.",
@@ -115,8 +116,9 @@ def membership_snapshot(
         )
 
 
-def previous_quality(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, float | int] | None:
-    """The quality metrics of the asset's latest materialization (the previous night's, while this one runs)."""
+def latest_quality_metrics(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, float | int] | None:
+    """The numeric `quality/...` metadata of the asset's latest materialization: the previous night's while the
+    load runs, tonight's once it has run (as the quality checks read it)."""
     event = instance.get_latest_materialization_event(key)
     if event is None or event.asset_materialization is None:
         return None
@@ -128,7 +130,7 @@ def previous_quality(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str
 def _quality_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey,
                       quality: dict[str, float | int]) -> dict[str, object]:
     """Tonight's quality numbers (plotted by Dagster over the nights), their change, and a table to read."""
-    previous = previous_quality(context.instance, key)
+    previous = latest_quality_metrics(context.instance, key)  # tonight's is not yet recorded
     quality = with_vanished_reasons(quality, previous)
     changes = night_to_night(quality, previous)
     return {**quality, **changes,

@@ -7,7 +7,7 @@ warehouse and never block the nightly run: a degraded night warns, the marts are
 
 import dagster as dg
 
-from alumni_orchestration.defs.membership.assets import previous_quality
+from alumni_orchestration.defs.membership.assets import latest_quality_metrics
 from alumni_orchestration.ingest.membership_quality import QualityThresholds, assess, check_descriptions
 from alumni_orchestration.warehouse import RAW_SCHEMA
 
@@ -26,7 +26,7 @@ def _quality_check_specs(thresholds: QualityThresholds) -> list[dg.AssetCheckSpe
 )
 def membership_quality_checks(context: dg.AssetCheckExecutionContext):
     # Tonight's materialization is the latest one: the checks run after raw.members in the same run.
-    metrics = previous_quality(context.instance, MEMBERS) or {}
+    metrics = latest_quality_metrics(context.instance, MEMBERS) or {}
     for verdict in assess(metrics, QualityThresholds.from_env()):
         yield dg.AssetCheckResult(
             asset_key=MEMBERS, check_name=verdict.check, passed=verdict.passed,
