@@ -7,6 +7,12 @@ import dagster as dg
 from alumni_orchestration.defs.membership.resources import MembershipDatabaseResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.ingest.membership import LOAD_ORDER, load_membership_snapshot
+from alumni_orchestration.ingest.membership_quality import (
+    night_to_night,
+    profile_membership,
+    quality_table,
+    with_vanished_reasons,
+)
 from alumni_orchestration.warehouse import QUARANTINE_TABLE, RAW_SCHEMA, WAREHOUSE_POOL, ensure_raw_schema
 
 SNAPSHOT_FRESHNESS = dg.FreshnessPolicy.time_window(
@@ -15,7 +21,8 @@ SNAPSHOT_FRESHNESS = dg.FreshnessPolicy.time_window(
 
 DESCRIPTIONS = {
     "members": "One row per member of the membership database, typed; of rows sharing a member_id the latest "
-               "updated_at is kept; duplicates by email quarantined.",
+               "updated_at is kept; duplicates by email quarantined. Each materialization carries the membership "
+               "data-quality metrics (quality/...): completeness, duplicate emails, quarantine, night-to-night change.",
     "dues_payments": "Dues (cotisations) recorded in the membership database: transfers, cards, cheques, cash.",
     "groups": "Professional groups, regional groups and clubs.",
     "group_memberships": "Who belongs to which group, with role and dates.",
@@ -79,6 +86,7 @@ def membership_snapshot(
                 )
                 for load in loads
             }
+            quality = profile_membership(conn).metrics()
     finally:
         engine.dispose()
     for load in loads:
@@ -96,7 +104,7 @@ def membership_snapshot(
                 "fields_quarantined": load.fields_quarantined,
                 "quarantined_by_reason": dg.MetadataValue.json(load.quarantined_by_reason),
                 "source_dialect": membership_db.dialect(),
-            },
+            } | (_quality_metadata(context, key, quality) if load.table == "members" else {}),
         )
         loaded, quarantined = recount[load.table]
         yield dg.AssetCheckResult(
@@ -106,3 +114,24 @@ def membership_snapshot(
             metadata={"rows_read": load.rows_read, "rows_loaded": loaded, "rows_quarantined": quarantined,
                       "fields_quarantined": load.fields_quarantined},
         )
+
+
+def latest_quality_metrics(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, float | int] | None:
+    """The numeric `quality/...` metadata of the asset's latest materialization: the previous night's while the
+    load runs, tonight's once it has run (as the quality checks read it)."""
+    event = instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return None
+    metadata = event.asset_materialization.metadata
+    return {k: v.value for k, v in metadata.items()
+            if k.startswith("quality/") and isinstance(v.value, (int, float)) and not isinstance(v.value, bool)}
+
+
+def _quality_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey,
+                      quality: dict[str, float | int]) -> dict[str, object]:
+    """Tonight's quality numbers (plotted by Dagster over the nights), their change, and a table to read."""
+    previous = latest_quality_metrics(context.instance, key)  # tonight's is not yet recorded
+    quality = with_vanished_reasons(quality, previous)
+    changes = night_to_night(quality, previous)
+    return {**quality, **changes,
+            "quality/summary": dg.MetadataValue.md(quality_table(quality, previous))}
