@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
 from alumni_orchestration.synthetic.generator import GeneratorConfig, generate_association
-from tests.tiers import fast_tier_violation
+from tests.tiers import pytest_runtest_setup  # noqa: F401 - the fast tier's guard (tests/tiers.py), a hook here
 
 POSTGRES_ADMIN_URL = os.environ.get("ALUMNI_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 TEST_END_DATE = "2026-11-21"
@@ -78,15 +78,6 @@ def scored_association(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
 
     association, warehouse, _ = build_scored_association(tmp_path_factory.mktemp("scored"))
     return association, warehouse
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """The fast tier stays fast in what it uses: a test that needs a generated association or dbt
-    (through any fixture in SLOW_FIXTURES, directly or not) must be marked slow. Fails before the fixture runs."""
-    problem = fast_tier_violation(item.fixturenames, item.get_closest_marker("slow") is not None)
-    if problem:
-        pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture

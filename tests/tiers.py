@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import pytest
+
 # Session fixtures (tests/conftest.py) that generate an association or run dbt. A test that requests one,
 # directly or through another fixture, is slow.
 SLOW_FIXTURES = frozenset({
@@ -26,3 +28,12 @@ def fast_tier_violation(fixture_names: Iterable[str], marked_slow: bool) -> str 
         return None
     return (f"uses {', '.join(used)} (a generated association or dbt) but is not marked slow: "
             "add `pytestmark = pytest.mark.slow` to its module or `@pytest.mark.slow` to the test")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fails the test before its fixtures run, so a slow test cannot silently enter the fast tier
+    (item.fixturenames holds every fixture the test uses, directly or through another fixture)."""
+    problem = fast_tier_violation(item.fixturenames, item.get_closest_marker("slow") is not None)
+    if problem:
+        pytest.fail(f"{item.nodeid} {problem}", pytrace=False)
