@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.tiers import SLOW_FIXTURES
+from tests.tiers import SLOW_CALLS, SLOW_FIXTURES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,6 +40,23 @@ def scored_association():
 
 TESTS = '''
 import pytest
+
+
+def generate_association(out):  # stands for the generator: the guard reads what a fixture or a test calls
+    return out
+
+
+@pytest.fixture(scope="module")
+def local_association(tmp_path_factory):
+    return generate_association(tmp_path_factory.mktemp("a"))
+
+
+def test_unmarked_builds_one_in_a_module_fixture(local_association):
+    pass
+
+
+def test_unmarked_builds_one_itself(tmp_path):
+    generate_association(tmp_path)
 
 
 def test_unmarked_asks_for_the_association(small_association):
@@ -79,16 +96,18 @@ def _suite(tmp_path: Path) -> Path:
 def test_an_unmarked_test_using_a_slow_fixture_fails_before_the_fixture_runs(tmp_path: Path) -> None:
     suite = _suite(tmp_path)
     run = _pytest(suite, "-m", "not slow")
-    assert "1 passed, 1 deselected, 2 errors" in run.stdout, run.stdout  # errors at setup, before the fixture
+    assert "1 passed, 1 deselected, 4 errors" in run.stdout, run.stdout  # errors at setup, before the fixture
     assert "test_unmarked_asks_for_the_association uses small_association" in run.stdout
     assert "test_unmarked_gets_it_through_another_fixture uses scored_association" in run.stdout
+    assert "test_unmarked_builds_one_in_a_module_fixture uses local_association" in run.stdout
+    assert "test_unmarked_builds_one_itself uses a generator call in its body" in run.stdout
     assert not (tmp_path / "generated").exists()  # the association was never built for the fast tier
 
 
 def test_a_marked_test_runs_its_slow_fixture_in_the_full_suite(tmp_path: Path) -> None:
     suite = _suite(tmp_path)
     run = _pytest(suite, "-k", "test_marked_may_use_it or test_plain")
-    assert "2 passed, 2 deselected in" in run.stdout, run.stdout
+    assert "2 passed, 4 deselected in" in run.stdout, run.stdout
     assert (tmp_path / "generated").read_text() == "yes"
 
 
@@ -101,6 +120,5 @@ def _conftest_fixtures() -> dict[str, str]:
 def test_every_conftest_fixture_that_generates_or_builds_is_a_slow_fixture() -> None:
     fixtures = _conftest_fixtures()
     assert SLOW_FIXTURES <= fixtures.keys()  # a renamed fixture would silently disable the guard
-    building = {name for name, source in fixtures.items()
-                if "generate_association(" in source or "build_scored_association(" in source}
+    building = {name for name, source in fixtures.items() if any(call in source for call in SLOW_CALLS)}
     assert building == SLOW_FIXTURES

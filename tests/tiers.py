@@ -7,7 +7,9 @@ speed targets belong to the benchmark harness, never to timed unit tests.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import inspect
+from collections.abc import Callable
 
 import pytest
 
@@ -17,23 +19,39 @@ SLOW_FIXTURES = frozenset({
     "small_association",   # generates a 600-member, 2-year association
     "scored_association",  # generates an association, loads it, runs `dbt build`, trains and scores
 })
+# A fixture (of any module) or a test whose own source calls one of these builds an association: slow.
+SLOW_CALLS = ("generate_association(", "build_scored_association(")
 
 
-def fast_tier_violation(fixture_names: Iterable[str], marked_slow: bool) -> str | None:
-    """Why a test cannot stay in the fast tier, or None."""
-    if marked_slow:
-        return None
-    used = sorted(SLOW_FIXTURES.intersection(fixture_names))
-    if not used:
-        return None
-    return (f"uses {', '.join(used)} (a generated association or dbt) but is not marked slow: "
-            "add `pytestmark = pytest.mark.slow` to its module or `@pytest.mark.slow` to the test")
+@functools.cache
+def calls_a_slow_builder(func: Callable) -> bool:
+    try:
+        source = inspect.getsource(func)
+    except (OSError, TypeError):
+        return False
+    return any(call in source for call in SLOW_CALLS)
+
+
+def slow_uses(item: pytest.Item) -> list[str]:
+    """What makes this test slow: the slow fixtures it uses (directly or through another fixture)
+    and the builders its own body calls."""
+    used = set(SLOW_FIXTURES.intersection(item.fixturenames))
+    fixture_defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    used.update(name for name, defs in fixture_defs.items()
+                if any(calls_a_slow_builder(getattr(d, "func", None)) for d in defs))
+    function = getattr(item, "function", None)
+    if function is not None and calls_a_slow_builder(function):
+        used.add("a generator call in its body")
+    return sorted(used)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Fails the test before its fixtures run, so a slow test cannot silently enter the fast tier
-    (item.fixturenames holds every fixture the test uses, directly or through another fixture)."""
-    problem = fast_tier_violation(item.fixturenames, item.get_closest_marker("slow") is not None)
-    if problem:
-        pytest.fail(f"{item.nodeid} {problem}", pytrace=False)
+    """Fails the test before its fixtures run, so a slow test cannot silently enter the fast tier."""
+    if item.get_closest_marker("slow") is not None:
+        return
+    used = slow_uses(item)
+    if used:
+        pytest.fail(f"{item.nodeid} uses {', '.join(used)} (a generated association or dbt) but is not marked "
+                    "slow: add `pytestmark = pytest.mark.slow` to its module or `@pytest.mark.slow` to the test",
+                    pytrace=False)
