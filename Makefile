@@ -1,4 +1,4 @@
-# The two commands the README documents: `make demo` and `make test`.
+# The commands the README documents: `make demo`, `make test` and, for a developer's loop, `make test-fast`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: install demo test lint chromium
+.PHONY: install demo test test-fast lint chromium
 install: $(STAMP)
 
 # Options after ARGS, e.g. make demo ARGS="--sandbox-port 18765 --webhook-port 18766 --ui-port 13000"
@@ -21,6 +21,13 @@ test: $(STAMP) chromium
 	$(BIN)/ruff check alumni_orchestration tests
 	$(BIN)/lint-imports
 	$(BIN)/pytest
+
+# The fast tier: every test not marked slow (no generated association, no dbt, no Dagster or server
+# subprocess); tests/tiers.py says what makes a test slow. CI runs `make test`, which runs everything.
+test-fast: $(STAMP)
+	$(BIN)/ruff check alumni_orchestration tests
+	$(BIN)/lint-imports
+	$(BIN)/pytest -m "not slow"
 
 # The browser test drives Debian's headless Chromium through its chromedriver.
 chromium:

@@ -1,4 +1,4 @@
-"""Shared fixtures: generated associations, the real PostgreSQL, an isolated ALUMNI_HOME."""
+"""Shared fixtures: generated associations, the real PostgreSQL, an isolated ALUMNI_HOME; the test tiers' guard."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
 from alumni_orchestration.synthetic.generator import GeneratorConfig, generate_association
+from tests.tiers import pytest_runtest_setup  # noqa: F401 - the fast tier's guard (tests/tiers.py), a hook here
 
 POSTGRES_ADMIN_URL = os.environ.get("ALUMNI_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 TEST_END_DATE = "2026-11-21"
@@ -67,6 +68,16 @@ def small_association(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("association")
     generate_association(out, GeneratorConfig(members=600, years=2, seed=11, end_date=TEST_END_DATE))
     return out
+
+
+@pytest.fixture(scope="session")
+def scored_association(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The campaign tests' scored association (raw -> dbt build -> model -> score history), built once per
+    session and shared read-only: (association dir, warehouse file). Tests copy both before writing."""
+    from tests.campaign_fixture import build_scored_association
+
+    association, warehouse, _ = build_scored_association(tmp_path_factory.mktemp("scored"))
+    return association, warehouse
 
 
 @pytest.fixture

@@ -163,6 +163,7 @@ def _statuses(warehouse: Path) -> dict[str, str]:
     return delivery_statuses(lambda: connect(warehouse, read_only=True))
 
 
+@pytest.mark.slow
 def test_an_alert_sendgrid_refused_goes_to_the_outbox_and_is_sent_once_sendgrid_is_back(
         tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     warehouse = tmp_path / "warehouse.duckdb"
@@ -198,6 +199,7 @@ def test_an_alert_sendgrid_refused_goes_to_the_outbox_and_is_sent_once_sendgrid_
     assert len(_outbox_alerts(warehouse)) == 1  # the outbox keeps the record of what was sent late
 
 
+@pytest.mark.slow
 def test_regression_the_tick_whose_send_failed_does_not_lose_the_alert(tmp_path: Path) -> None:
     """The finding: the tick failed on `ProviderError: SendGrid /v3/mail/send: URLError`, the cursor moved past
     the run anyway, and once SendGrid was back every tick saw nothing to do."""
@@ -214,6 +216,7 @@ def test_regression_the_tick_whose_send_failed_does_not_lose_the_alert(tmp_path:
             assert [f"/runs/{run_id}" in body["content"][0]["value"] for body in sendgrid.bodies] == [True]
 
 
+@pytest.mark.slow
 def test_the_cursor_never_skips_a_failure_whose_alert_is_recorded_nowhere(tmp_path: Path) -> None:
     warehouse = tmp_path / "warehouse.duckdb"
     duckdb.connect(str(warehouse)).close()

@@ -108,6 +108,7 @@ def test_send_batches_are_valid_mail_send_bodies_of_at_most_1000_personalization
     assert all(mail_send_errors(body, now=0.0) == [] for body in bodies)
 
 
+@pytest.mark.slow
 def test_bench_end_to_end_at_a_tiny_size_writes_every_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALUMNI_HOME", str(tmp_path / "home"))
     out = tmp_path / "results"

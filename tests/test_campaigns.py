@@ -31,7 +31,6 @@ from alumni_orchestration.defs.campaigns.results import campaign_results_asset
 from alumni_orchestration.defs.campaigns.sensors import build_campaign_sensor
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.sandbox.server import SandboxServer
-from tests.campaign_fixture import build_scored_association
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,9 +38,9 @@ REENGAGEMENT_AS_OF = dt.date(2026, 11, 20)
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    association, warehouse, _ = build_scored_association(tmp_path_factory.mktemp("campaigns"))
-    return association, warehouse
+def scored(scored_association: tuple[Path, Path]) -> tuple[Path, Path]:
+    """The session's scored association, built once for every campaign module; tests copy it before writing."""
+    return scored_association
 
 
 @pytest.fixture

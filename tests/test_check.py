@@ -12,6 +12,8 @@ import pytest
 from alumni_orchestration.cli import main
 from alumni_orchestration.sandbox.server import SandboxServer
 
+pytestmark = pytest.mark.slow  # a generated association, dbt or a Dagster subprocess
+
 SENDGRID_KEY = "SG.check-full-access-0123456789"
 LIMITED_KEY = "SG.check-mail-send-only-9876543210"
 EVENTBRITE_TOKEN = "eb-private-token-ABCDEF123456"

@@ -48,6 +48,7 @@ def _rows(warehouse: Path, query: str) -> list[tuple]:
         return conn.execute(query).fetchall()
 
 
+@pytest.mark.slow
 def test_build_passes_with_data_tests_unit_tests_and_contracts(built) -> None:
     _, warehouse, target = built
     results = json.loads((target / "run_results.json").read_text())["results"]
@@ -61,6 +62,7 @@ def test_build_passes_with_data_tests_unit_tests_and_contracts(built) -> None:
     assert sums[0][0] == pytest.approx(1.0) and sums[0][1] == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_a_seven_day_backfill_rebuilds_only_its_window_and_matches_a_full_rebuild(built, tmp_path: Path) -> None:
     _, source, _ = built
     warehouse = tmp_path / "warehouse.duckdb"
@@ -97,6 +99,7 @@ def _multiset(warehouse: Path, relation: str) -> Counter:
     return Counter(tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in rows)
 
 
+@pytest.mark.slow
 def test_an_incremental_nightly_after_a_full_build_equals_a_full_rebuild(built, tmp_path: Path) -> None:
     """int_email_interactions_filtered rebuilds only the SendGrid days whose raw events changed (a new
     day, a reloaded day, events moved between days), whatever the vars, and then equals a full rebuild."""
@@ -137,6 +140,7 @@ def test_an_incremental_nightly_after_a_full_build_equals_a_full_rebuild(built, 
         assert _multiset(warehouse, model) == incremental[model], model
 
 
+@pytest.mark.slow
 def test_a_nightly_dagster_run_parses_the_project_at_most_once(built, tmp_path: Path) -> None:
     """The run's three dbt invocations (models, daily mart, member_engagement) get the same vars, so
     the second and third start from the first one's partial parse instead of parsing again."""
@@ -166,6 +170,7 @@ def test_a_nightly_dagster_run_parses_the_project_at_most_once(built, tmp_path: 
     assert sum("Unable to do partial parsing" in log.read_text() for log in logs) <= 1
 
 
+@pytest.mark.slow
 def test_identity_resolution_attributes_at_least_99_percent_of_activity_rows(built) -> None:
     association, warehouse, _ = built
     truth = pd.read_csv(association / "ground_truth/attributions.csv", dtype=str, keep_default_na=False)
@@ -189,6 +194,7 @@ def test_identity_resolution_attributes_at_least_99_percent_of_activity_rows(bui
     assert guests.merge(resolved, on=["source", "record_key"]).got.isna().mean() > 0.95
 
 
+@pytest.mark.slow
 def test_engagement_tracks_the_true_engagement(built) -> None:
     association, warehouse, _ = built
     truth = pd.read_csv(association / "ground_truth/members.csv")
@@ -198,6 +204,7 @@ def test_engagement_tracks_the_true_engagement(built) -> None:
     assert spearmanr(current.engagement_index, current.true_engagement).statistic >= 0.7
 
 
+@pytest.mark.slow
 def test_sql_lint_passes() -> None:
     result = subprocess.run([str(Path(sys.executable).parent / "sqlfluff"), "lint", "models", "--processes", "1"],
                             cwd=PROJECT, capture_output=True, text=True)

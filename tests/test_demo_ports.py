@@ -59,6 +59,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("taken", ["sandbox", "webhook", "ui"])
 @pytest.mark.parametrize("foreign_host", ["127.0.0.1", "0.0.0.0"])
 def test_a_demo_whose_port_is_taken_exits_at_once_naming_it_and_never_reads_from_it(

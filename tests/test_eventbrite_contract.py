@@ -99,6 +99,7 @@ def _page(get, path: str, key: str, **params: Any) -> dict[str, Any]:
     return body
 
 
+@pytest.mark.slow
 def test_the_events_listing_carries_venue_id_and_no_venue_unless_asked(sandbox) -> None:
     get, org = sandbox
     body = _page(get, f"/organizations/{org}/events/", "events", page_size=200)
@@ -110,6 +111,7 @@ def test_the_events_listing_carries_venue_id_and_no_venue_unless_asked(sandbox) 
         assert (event["venue_id"] is None) == event["online_event"]  # an online event has no venue
 
 
+@pytest.mark.slow
 def test_the_expanded_events_listing_embeds_each_venue(sandbox) -> None:
     get, org = sandbox
     body = _page(get, f"/organizations/{org}/events/", "events", page_size=200, expand="venue")
@@ -124,6 +126,7 @@ def test_the_expanded_events_listing_embeds_each_venue(sandbox) -> None:
             assert event["venue"]["id"] == event["venue_id"]
 
 
+@pytest.mark.slow
 def test_each_venue_answers_at_its_own_endpoint_as_documented(sandbox) -> None:
     get, org = sandbox
     events = _page(get, f"/organizations/{org}/events/", "events", page_size=200, expand="venue")["events"]
@@ -141,6 +144,7 @@ def test_each_venue_answers_at_its_own_endpoint_as_documented(sandbox) -> None:
     assert missing.status_code == 404 and missing.json()["error"] == "NOT_FOUND"
 
 
+@pytest.mark.slow
 def test_the_attendees_listing_matches_the_documented_attendee(sandbox) -> None:
     get, org = sandbox
     body = _page(get, f"/organizations/{org}/attendees/", "attendees", page_size=200)

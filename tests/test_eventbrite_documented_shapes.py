@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+import pytest
 
 from alumni_orchestration.ingest.eventbrite.client import EventbriteClient
 from alumni_orchestration.ingest.eventbrite.records import flatten_eventbrite_events
@@ -107,6 +108,7 @@ def _odd_events(page: dict[str, Any]) -> dict[str, Any]:
     return page
 
 
+@pytest.mark.slow
 def test_the_real_assets_load_the_documented_shapes_through_the_dagster_cli(tmp_path: Path) -> None:
     listed = _odd_events(fixture("eventbrite", "organization_events.json"))
     expanded = _odd_events(fixture("eventbrite", "organization_events_expand_venue.json"))

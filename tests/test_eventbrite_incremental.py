@@ -81,6 +81,7 @@ def _table(warehouse: Path, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
 
 
+@pytest.mark.slow
 def test_the_nightly_sync_reads_only_the_changes_and_merges_them(small_association: Path, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "association"

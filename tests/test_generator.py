@@ -27,6 +27,7 @@ def _tree_digest(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
     for name in ("a", "b"):
         subprocess.run([sys.executable, "-m", "alumni_orchestration.cli", "generate", "--members", "300",
@@ -37,12 +38,14 @@ def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
     assert first == second
 
 
+@pytest.mark.slow
 def test_another_seed_gives_another_association(tmp_path: Path) -> None:
     generate_association(tmp_path / "a", GeneratorConfig(members=200, years=1, seed=1, end_date=TEST_END_DATE))
     generate_association(tmp_path / "b", GeneratorConfig(members=200, years=1, seed=2, end_date=TEST_END_DATE))
     assert _tree_digest(tmp_path / "a")["ground_truth/members.csv"] != _tree_digest(tmp_path / "b")["ground_truth/members.csv"]
 
 
+@pytest.mark.slow
 def test_oracle_auc_on_next_cycle_dues_is_realistic(tmp_path: Path) -> None:
     manifest = generate_association(tmp_path, GeneratorConfig(members=4000, years=3, seed=3, end_date=TEST_END_DATE))
     truth = pd.read_csv(tmp_path / "ground_truth/dues_probabilities.csv")
@@ -52,6 +55,7 @@ def test_oracle_auc_on_next_cycle_dues_is_realistic(tmp_path: Path) -> None:
         assert 0.75 <= auc <= 0.90, (cycle, auc)
 
 
+@pytest.mark.slow
 def test_membership_tables_and_counts_match_manifest(small_association: Path) -> None:
     manifest = json.loads((small_association / "manifest.json").read_text())
     with sqlite3.connect(small_association / "membership.sqlite") as conn:
@@ -64,6 +68,7 @@ def test_membership_tables_and_counts_match_manifest(small_association: Path) ->
         assert accents > 0
 
 
+@pytest.mark.slow
 def test_declared_warts_are_really_in_the_data(small_association: Path) -> None:
     warts = json.loads((small_association / "manifest.json").read_text())["warts"]
     with sqlite3.connect(small_association / "membership.sqlite") as conn:
@@ -89,6 +94,7 @@ def test_declared_warts_are_really_in_the_data(small_association: Path) -> None:
     assert all(e["category"] in (["newsletter"], ["dues_call"]) for e in events)
 
 
+@pytest.mark.slow
 def test_ground_truth_covers_every_member_and_provider_record(small_association: Path) -> None:
     members = pd.read_csv(small_association / "ground_truth/members.csv")
     assert set(members.life_stage) == set(LIFE_STAGES)
@@ -108,6 +114,7 @@ def test_hash_uniform_is_deterministic_and_uniform() -> None:
     assert abs(u.mean() - 0.5) < 0.01 and 0 <= u.min() and u.max() < 1
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_membership_database_loads_into_postgres_with_identical_counts(tmp_path: Path, postgres_database: str) -> None:
     config = GeneratorConfig(members=500, years=2, seed=9, end_date=TEST_END_DATE)

@@ -136,12 +136,14 @@ def _all_departures(served: dict[str, Any]) -> set[str]:
     return found
 
 
+@pytest.mark.slow
 def test_the_sandbox_serves_every_helloasso_model_it_is_asked_for(served) -> None:
     assert served["orders"] and served["payments"] and served["forms"]
     assert served["token"]["token_type"] == "bearer"
     assert any(item.get("customFields") for order in served["orders"] for item in order.get("items", []))
 
 
+@pytest.mark.slow
 def test_the_sandbox_matches_the_documented_shapes(served) -> None:
     """Each key, JSON type and enum value the sandbox serves is documented. (It used to serve a `place` in the
     forms listing, which FormLightModel does not have, no /public details, and payments of type "Online".)"""

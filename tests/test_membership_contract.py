@@ -21,6 +21,7 @@ REQUIRED = [(table.name, c.name) for table in CONTRACT for c in table.columns if
 NOT_YET_ENFORCED = {("dues_payments", "dues_year")}
 
 
+@pytest.mark.slow
 def test_the_generator_writes_coded_columns_within_the_contracts_vocabularies(small_association: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{small_association / 'membership.sqlite'}")
     with engine.connect() as conn:
@@ -48,6 +49,7 @@ def membership_copy(small_association: Path, tmp_path_factory: pytest.TempPathFa
     return target
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("table", "column"), [pytest.param(*pair, id=".".join(pair)) for pair in REQUIRED
                                                if pair not in NOT_YET_ENFORCED])
 def test_a_row_without_a_required_column_is_quarantined(membership_copy: Path, tmp_path: Path, table: str,

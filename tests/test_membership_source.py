@@ -15,6 +15,8 @@ from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.synthetic.generator import GeneratorConfig, generate_association
 from tests.conftest import TEST_END_DATE
 
+pytestmark = pytest.mark.slow  # a generated association, dbt or a Dagster subprocess
+
 FAKE_PASSWORD = "FAKE-pg-secret-7f3a9"
 
 

@@ -19,6 +19,8 @@ from alumni_orchestration.defs.operations.sensors import alumni_run_failure_aler
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.warehouse import WAREHOUSE_POOL
 
+pytestmark = pytest.mark.slow  # a generated association, dbt or a Dagster subprocess
+
 DEPLOY_YAML = Path(__file__).resolve().parents[1] / "alumni_orchestration" / "deploy" / "dagster.yaml"
 MEMBERS = dg.AssetKey(["raw", "members"])
 

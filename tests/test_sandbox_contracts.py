@@ -21,6 +21,8 @@ from alumni_orchestration.ingest.http import ProviderError, RetryBudget
 from alumni_orchestration.sandbox.server import SandboxServer
 from alumni_orchestration.webhook import signing
 
+pytestmark = pytest.mark.slow  # a generated association, dbt or a Dagster subprocess
+
 API_KEY = "SG.test-key-abc"
 
 

@@ -16,6 +16,8 @@ from alumni_orchestration.ingest.records import parse_timestamp
 from alumni_orchestration.sandbox.pagination import eventbrite_page, helloasso_page
 from alumni_orchestration.sandbox.server import SandboxServer
 
+pytestmark = pytest.mark.slow  # a generated association, dbt or a Dagster subprocess
+
 WINDOW = [("from", "2024-06-01T00:00:00+02:00"), ("to", "2025-03-01T00:00:00+01:00")]
 
 

@@ -50,6 +50,7 @@ def _score(association: Path, warehouse: Path, model_dir: Path) -> dg.ExecuteInJ
         "scoring": ScoringResource(model_dir=str(model_dir), ground_truth_dir=str(association / "ground_truth"))})
 
 
+@pytest.mark.slow
 def test_features_ignore_everything_after_their_cutoff(demo_warehouse) -> None:
     _, warehouse = demo_warehouse
     with duckdb.connect(str(warehouse), read_only=True) as conn:
@@ -77,6 +78,7 @@ def test_features_ignore_everything_after_their_cutoff(demo_warehouse) -> None:
     assert not changed.equals(before), "the leakage test must be able to fail"
 
 
+@pytest.mark.slow
 def test_dues_model_is_close_to_the_oracle_calibrated_and_beats_the_heuristic(demo_warehouse, tmp_path: Path) -> None:
     association, warehouse = demo_warehouse
     result = _score(association, warehouse, tmp_path / "models")
@@ -96,6 +98,7 @@ def test_dues_model_is_close_to_the_oracle_calibrated_and_beats_the_heuristic(de
     assert len(saved) == 1 and saved[0].stem.startswith(AS_OF)
 
 
+@pytest.mark.slow
 def test_member_scores_rank_ambassadors_and_interests(demo_warehouse, tmp_path: Path) -> None:
     association, warehouse = demo_warehouse
     assert _score(association, warehouse, tmp_path / "models").success
@@ -121,6 +124,7 @@ def test_member_scores_rank_ambassadors_and_interests(demo_warehouse, tmp_path: 
     assert recovered > baseline + 0.05
 
 
+@pytest.mark.slow
 def test_same_data_and_seed_give_identical_scores(demo_warehouse, tmp_path: Path) -> None:
     association, source = demo_warehouse
     tables = []
@@ -133,6 +137,7 @@ def test_same_data_and_seed_give_identical_scores(demo_warehouse, tmp_path: Path
     pd.testing.assert_frame_equal(tables[0], tables[1])
 
 
+@pytest.mark.slow
 def test_pandas_engagement_equals_the_dbt_mart(demo_warehouse) -> None:
     from alumni_orchestration.scoring.engagement import MODES, engagement_as_of
 
@@ -149,6 +154,7 @@ def test_pandas_engagement_equals_the_dbt_mart(demo_warehouse) -> None:
                                    rtol=1e-9, atol=1e-9, err_msg=column)
 
 
+@pytest.mark.slow
 def test_score_history_snapshots_each_day_and_feeds_the_trend(demo_warehouse, tmp_path: Path) -> None:
     from alumni_orchestration.defs.scoring.assets import member_score_history
 
@@ -178,6 +184,7 @@ def test_score_history_snapshots_each_day_and_feeds_the_trend(demo_warehouse, tm
     assert latest.rank().corr(mart.set_index("member_id").e.reindex(latest.index).rank()) > 0.99
 
 
+@pytest.mark.slow
 def test_unchanged_training_data_reuses_the_saved_model(demo_warehouse, tmp_path: Path) -> None:
     association, source = demo_warehouse
     warehouse = tmp_path / "w.duckdb"
@@ -195,6 +202,7 @@ def test_unchanged_training_data_reuses_the_saved_model(demo_warehouse, tmp_path
     pd.testing.assert_frame_equal(scores[0], scores[1])
 
 
+@pytest.mark.slow
 def test_score_history_in_one_pass_equals_the_day_by_day_functions(demo_warehouse) -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
 

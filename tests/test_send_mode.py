@@ -17,16 +17,16 @@ from alumni_orchestration.defs.resources import email_sender
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.sandbox.server import SandboxServer
 from alumni_orchestration.warehouse import table_exists
-from tests.campaign_fixture import WAVE_DAY, build_scored_association
+from tests.campaign_fixture import WAVE_DAY
 
 pytestmark = pytest.mark.slow
 WAVE = dg.MultiPartitionKey({"campaign": "dues_reminder", "date": WAVE_DAY})
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    association, warehouse, _ = build_scored_association(tmp_path_factory.mktemp("send-mode"))
-    return association, warehouse
+def scored(scored_association: tuple[Path, Path]) -> tuple[Path, Path]:
+    """The session's scored association, built once for every campaign module; tests copy it before writing."""
+    return scored_association
 
 
 @pytest.fixture

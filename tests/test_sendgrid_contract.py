@@ -90,6 +90,7 @@ def _get(sbx: SandboxServer, path: str) -> Any:
     return response.json()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", [*GLOBAL_LISTS, "asm"])
 def test_sandbox_suppression_lists_have_the_documented_keys_and_types(sandbox_data: Path, kind: str) -> None:
     name, path = ("asm_suppressions.json", "/asm/suppressions") if kind == "asm" else (
@@ -172,6 +173,7 @@ def _one_history_day_per_kind(data: Path) -> list[str]:
     return sorted(set(days.values()))
 
 
+@pytest.mark.slow
 def test_the_sandbox_posts_every_kind_the_association_uses(posted_events: list[dict],
                                                             documented_kind_events: list[dict]) -> None:
     kinds = {e["event"] for e in documented_kind_events}
@@ -179,26 +181,31 @@ def test_the_sandbox_posts_every_kind_the_association_uses(posted_events: list[d
     assert 0 < len(posted_events) - len(documented_kind_events) < len(posted_events) / 20  # a few warts only
 
 
+@pytest.mark.slow
 def test_sandbox_events_carry_the_documented_keys_of_their_kind(documented_kind_events: list[dict]) -> None:
     missing = sorted({f"{e['event']}: {key}" for e in documented_kind_events for key in REQUIRED[e["event"]] - set(e)})
     assert missing == []
 
 
+@pytest.mark.slow
 def test_sandbox_events_use_the_documented_json_types(documented_kind_events: list[dict]) -> None:
     documented = documented_types()
     assert sorted({d for e in documented_kind_events for d in type_departures(e, documented)}) == []
 
 
+@pytest.mark.slow
 def test_sandbox_events_carry_smtp_id_like_the_documented_examples(documented_kind_events: list[dict]) -> None:
     missing = sorted({e["event"] for e in documented_kind_events if e["event"] in SMTP_ID_KINDS and "smtp-id" not in e})
     assert missing == []
 
 
+@pytest.mark.slow
 def test_sandbox_bounces_carry_a_bounce_classification(documented_kind_events: list[dict]) -> None:
     bounces = [e for e in documented_kind_events if e["event"] == "bounce"]
     assert bounces and all(isinstance(e.get("bounce_classification"), str) for e in bounces)
 
 
+@pytest.mark.slow
 def test_delivered_group_unsubscribes_stay_in_the_group_suppressions(sandbox_run: dict[str, Any]) -> None:
     live = {(e["email"], e["asm_group_id"]) for e in sandbox_run["events"]
             if e["event"] == "group_unsubscribe" and e.get("campaign_id") == "reengagement"}

@@ -15,11 +15,14 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from alumni_orchestration.ingest.sendgrid.suppressions import GLOBAL_LISTS
 from alumni_orchestration.webhook.landing import Landing
 from tests.fixture_server import FIXTURES, FixtureServer, answer, fixture
 from tests.test_sendgrid_fixtures import EVENT_FILES, documented_events
+
+pytestmark = pytest.mark.slow  # a generated association, dbt or a Dagster subprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY1, DAY2 = "2026-11-19", "2026-11-20"

@@ -25,6 +25,7 @@ def _outcomes(ids: np.ndarray, cycle: str) -> pd.DataFrame:
         "retained": retained | (treated & (np.arange(len(ids)) % 4 == 1)), "revenue_eur": 0.0})
 
 
+@pytest.mark.slow
 def test_campaign_results_shows_the_harness_truth_of_each_audience(small_association: Path, tmp_path: Path) -> None:
     write_simulated_truth(small_association, tmp_path / "truth")
     year = int(pd.read_csv(small_association / "ground_truth/dues_probabilities.csv").dues_year.max())

@@ -13,6 +13,8 @@ import pytest
 
 from alumni_orchestration.sandbox.server import SandboxServer
 
+pytestmark = pytest.mark.slow  # a generated association, dbt or a Dagster subprocess
+
 SECRETS = {
     "SENDGRID_API_KEY": "SG.FAKE-sendgrid-secret-4242",
     "EVENTBRITE_TOKEN": "FAKE-eventbrite-token-4242",

@@ -98,6 +98,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_acknowledged_batches_survive_sigkill(tmp_path: Path, key) -> None:
     """Batches are sent while the receiver is killed with SIGKILL again and again; every batch that
     got a 2xx must be landed, and every event must be read back exactly once."""
@@ -164,6 +165,7 @@ def test_acknowledged_batches_survive_sigkill(tmp_path: Path, key) -> None:
     assert len(ids) == len(set(ids)) and set(ids) == expected
 
 
+@pytest.mark.slow
 def test_a_starting_receiver_removes_the_temporary_files_a_killed_write_left(tmp_path: Path, key) -> None:
     """A real `alumni webhook` process: on start it removes the stale `.tmp-*` files, and nothing else (a
     recent temporary file may be another writer's write in progress; batches are never touched)."""
