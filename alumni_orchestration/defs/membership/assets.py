@@ -7,6 +7,7 @@ import dagster as dg
 from alumni_orchestration.defs.membership.resources import MembershipDatabaseResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.ingest.membership import LOAD_ORDER, load_membership_snapshot
+from alumni_orchestration.mapping import configured_mapping, mapping_reader
 from alumni_orchestration.warehouse import QUARANTINE_TABLE, RAW_SCHEMA, WAREHOUSE_POOL, ensure_raw_schema
 
 SNAPSHOT_FRESHNESS = dg.FreshnessPolicy.time_window(
@@ -64,11 +65,13 @@ def membership_snapshot(
     membership_db: MembershipDatabaseResource,
     warehouse: WarehouseResource,
 ):
+    mapping = configured_mapping()  # ALUMNI_MEMBERSHIP_MAPPING; validated before anything is read
     engine = membership_db.engine()
     try:
         with warehouse.write() as conn:
             ensure_raw_schema(conn)
-            loads = load_membership_snapshot(conn, engine, chunk_rows=membership_db.chunk_rows)
+            read = mapping_reader(mapping, engine) if mapping else None
+            loads = load_membership_snapshot(conn, engine, chunk_rows=membership_db.chunk_rows, read=read)
             recount = {
                 load.table: (
                     conn.execute(f"select count(*) from {RAW_SCHEMA}.{load.table}").fetchone()[0],
