@@ -7,6 +7,7 @@ The canonical text then goes through the same typing and validation as a canonic
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Iterator
 from datetime import datetime
@@ -138,7 +139,9 @@ def _file_chunks(source: FileSource, chunk_rows: int) -> Iterator[pd.DataFrame]:
     if source.path.suffix.lower() == ".xlsx":
         frames = [pd.read_excel(source.path, sheet_name=source.sheet or 0, dtype=str, keep_default_na=False)]
     else:
-        frames = pd.read_csv(source.path, sep=source.separator, encoding=source.encoding, dtype=str,
+        # Excel and HelloAsso write UTF-8 with a byte-order mark, which would otherwise stick to the first column.
+        encoding = "utf-8-sig" if codecs.lookup(source.encoding).name == "utf-8" else source.encoding
+        frames = pd.read_csv(source.path, sep=source.separator, encoding=encoding, dtype=str,
                              keep_default_na=False, chunksize=chunk_rows)
     start = 0
     for frame in frames:

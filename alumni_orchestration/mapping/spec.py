@@ -16,7 +16,8 @@ every error names where it is in the file (`tables.members.columns.status.values
           declared_interests: {concat: [{column: Intérêt 1}, ";", {column: Intérêt 2}]}
           amount_eur: {column: Montant, decimal: ","}
 
-A contract table left out of the mapping is loaded empty: the association does not keep that data.
+`columns: same` reads an already canonical table (every contract column under its own name). A contract
+table left out of the mapping is loaded empty: the association does not keep that data.
 """
 
 from __future__ import annotations
@@ -143,6 +144,8 @@ def _table(contract: ContractTable, doc: Any, base: Path, errors: list[str]) -> 
         return None
     source = _source(doc.get("source"), base, f"{where}.source", errors)
     columns_doc = doc.get("columns")
+    if columns_doc == "same":  # an already canonical table: every contract column under its own name
+        columns_doc = {c.name: c.name for c in contract.columns}
     if not isinstance(columns_doc, dict):
         errors.append(f"{where}.columns: expected a mapping of contract columns to source columns or rules")
         return None
