@@ -109,6 +109,10 @@ class MembershipMapping:
     path: Path
     tables: dict[str, TableMapping]
 
+    @property
+    def reads_database(self) -> bool:
+        return any(isinstance(t.source, TableSource) for t in self.tables.values())
+
 
 def load_mapping(path: Path | str) -> MembershipMapping:
     path = Path(path)
