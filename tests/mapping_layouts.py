@@ -147,3 +147,32 @@ def write_french_database(association: Path, url: str, folder: Path) -> Path:
     path = folder / "membership_mapping.yaml"
     path.write_text(FRENCH_DATABASE_MAPPING, encoding="utf-8")
     return path
+
+
+def write_cogito_members_xlsx(association: Path, folder: Path) -> Path:
+    """The same members as an Excel workbook with typed cells (numbers, real dates), as Excel saves it."""
+    import openpyxl
+
+    write_cogito_members(association, folder)
+    with (folder / "membres.csv").open(encoding="cp1252", newline="") as source:
+        rows = list(csv.reader(source, delimiter=";"))
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(rows[0])
+    dates = {rows[0].index(name) for name in ("BIRTHDATE", "START_DATE", "END_DATE")}
+    for row in rows[1:]:
+        sheet.append([_typed_cell(value, n in dates) for n, value in enumerate(row)])
+    workbook.save(folder / "membres.xlsx")
+    mapping = folder / "membership_mapping.yaml"
+    mapping.write_text(mapping.read_text(encoding="utf-8").replace(
+        '{file: membres.csv, encoding: cp1252, separator: ";"}', "{file: membres.xlsx}"), encoding="utf-8")
+    return mapping
+
+
+def _typed_cell(value: str, is_date: bool) -> object:
+    if is_date:
+        try:
+            return dt.datetime.strptime(value, "%d.%m.%Y")
+        except ValueError:
+            return value or None  # a date that is not one stays text, as a user typed it
+    return int(value) if value.isdigit() else (value or None)

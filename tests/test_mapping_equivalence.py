@@ -17,7 +17,12 @@ from alumni_orchestration.mapping import load_mapping, mapping_reader
 from alumni_orchestration.synthetic.generator import GeneratorConfig, generate_association
 from alumni_orchestration.warehouse import ensure_raw_schema
 from tests.conftest import TEST_END_DATE
-from tests.mapping_layouts import write_cogito_members, write_french_database, write_helloasso_export
+from tests.mapping_layouts import (
+    write_cogito_members,
+    write_cogito_members_xlsx,
+    write_french_database,
+    write_helloasso_export,
+)
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +107,14 @@ def test_cogito_layout_in_cp1252_gives_the_canonical_members(association: Path, 
     assert_same(canonical, mapped, "members", not_carried={
         "secondary_email", "programme", "region", "job_function", "sector", "declared_interests", "updated_at"})
     assert_left_out(mapped, set(LOAD_ORDER) - {"members"})
+
+
+def test_the_same_members_as_an_excel_workbook(association: Path, canonical, tmp_path: Path) -> None:
+    mapping = write_cogito_members_xlsx(association, tmp_path)
+    assert "membres.xlsx" in mapping.read_text(encoding="utf-8")
+    mapped = load_mapped(mapping, None, tmp_path / "w.duckdb")
+    assert_same(canonical, mapped, "members", not_carried={
+        "secondary_email", "programme", "region", "job_function", "sector", "declared_interests", "updated_at"})
 
 
 @pytest.mark.postgres

@@ -27,6 +27,7 @@ from alumni_orchestration.mapping.spec import (
 SOURCE_ROW = "_source_row"
 ERROR_COLUMNS = [SOURCE_ROW, "field", "rule", "value", "origin", "row", "fatal"]
 SOURCE_ROW_EXPRESSION = {"sqlite": "rowid", "postgresql": "ctid"}
+_ISO_CELL = re.compile(r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2})?")
 
 
 class MappingFailure(Exception):
@@ -90,10 +91,22 @@ def _date(rule: ColumnRule, value: str, original: str) -> str:
     try:
         parsed = datetime.strptime(value, rule.date or "")
     except ValueError:
-        raise MappingFailure("date_format", original) from None
+        parsed = _iso_cell(value)
+    if parsed is None:
+        raise MappingFailure("date_format", original)
     if rule.kind == SMALL_INT:
         return str(parsed.year)
     return parsed.strftime("%Y-%m-%d %H:%M:%S") if rule.kind == TIMESTAMP else parsed.strftime("%Y-%m-%d")
+
+
+def _iso_cell(value: str) -> datetime | None:
+    """A spreadsheet's real date cell, read as ISO text (see _cell): unambiguous whatever the declared format."""
+    if not _ISO_CELL.fullmatch(value):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def _boolean(labels: tuple[tuple[str, ...], tuple[str, ...]], value: str, original: str) -> str:
@@ -137,7 +150,8 @@ def _check_columns(mapping: TableMapping, header: list[str]) -> None:
 def _file_chunks(source: FileSource, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """A file's rows as text; `_row` is the spreadsheet row (the header is row 1)."""
     if source.path.suffix.lower() == ".xlsx":
-        frames = [pd.read_excel(source.path, sheet_name=source.sheet or 0, dtype=str, keep_default_na=False)]
+        sheet = pd.read_excel(source.path, sheet_name=source.sheet or 0, dtype=object, keep_default_na=False)
+        frames = [sheet.map(_cell)]
     else:
         # Excel and HelloAsso write UTF-8 with a byte-order mark, which would otherwise stick to the first column.
         encoding = "utf-8-sig" if codecs.lookup(source.encoding).name == "utf-8" else source.encoding
@@ -151,6 +165,15 @@ def _file_chunks(source: FileSource, chunk_rows: int) -> Iterator[pd.DataFrame]:
         frame.insert(0, SOURCE_ROW, rows)
         start += len(frame)
         yield frame
+
+
+def _cell(value: object) -> str:
+    """An XLSX cell as text: a whole number without its '.0', a date as ISO (a date rule reads it as such)."""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S") if value.time() != datetime.min.time() else value.strftime("%Y-%m-%d")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else str(value)
 
 
 def _table_chunks(engine: sa.Engine, source: TableSource, chunk_rows: int) -> Iterator[pd.DataFrame]:
