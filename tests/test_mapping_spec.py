@@ -110,6 +110,8 @@ def test_expressions_derive_what_the_source_does_not_hold() -> None:
     assert evaluate(concat, {"A": "sante", "B": "energie"}) == "sante;energie"
     assert evaluate(concat, {"A": None, "B": ""}) is None, "no value, not a lone separator"
     assert evaluate(rule("joined_on", "date", column="d", date="%d/%m/%Y"), {"d": "31/12/2024"}) == "2024-12-31"
+    # An Excel date cell (read as ISO) is a date whatever the format; the same text in a CSV is not.
+    assert evaluate(rule("joined_on", "date", column="d", date="%d/%m/%Y"), {"d": "2024-12-31"}, True) == "2024-12-31"
     assert evaluate(rule("updated_at", "timestamp", column="d", date="%d/%m/%Y %H:%M"),
                     {"d": "31/12/2024 08:05"}) == "2024-12-31 08:05:00"
     assert evaluate(rule("amount_eur", "euros", column="m", decimal=","), {"m": "1 234,50 €"}) == "1234.50"

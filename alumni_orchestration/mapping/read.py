@@ -56,8 +56,10 @@ def _base(rule: ColumnRule, record: dict[str, object]) -> str | None:
     return "".join(p or "" for p in parts)
 
 
-def evaluate(rule: ColumnRule, record: dict[str, object]) -> str | None:
-    """The contract text of one column for one source record; MappingFailure names the rule that failed."""
+def evaluate(rule: ColumnRule, record: dict[str, object], date_cells: bool = False) -> str | None:
+    """The contract text of one column for one source record; MappingFailure names the rule that failed.
+
+    `date_cells`: the source is a spreadsheet whose real date cells were read as ISO text (see _cell)."""
     value = _base(rule, record)
     if value is None:
         return None
@@ -70,7 +72,7 @@ def evaluate(rule: ColumnRule, record: dict[str, object]) -> str | None:
     if rule.values is not None:
         value = _vocabulary(rule.values, value, original)
     if rule.date is not None:
-        value = _date(rule, value.strip(), original)
+        value = _date(rule, value.strip(), original, date_cells)
     if rule.boolean is not None:
         value = _boolean(rule.boolean, value, original)
     if rule.decimal == ",":
@@ -87,11 +89,11 @@ def _vocabulary(vocabulary: dict[str, str], value: str, original: str) -> str:
     raise MappingFailure("vocabulary", original)
 
 
-def _date(rule: ColumnRule, value: str, original: str) -> str:
+def _date(rule: ColumnRule, value: str, original: str, date_cells: bool) -> str:
     try:
         parsed = datetime.strptime(value, rule.date or "")
     except ValueError:
-        parsed = _iso_cell(value)
+        parsed = _iso_cell(value) if date_cells else None
     if parsed is None:
         raise MappingFailure("date_format", original)
     if rule.kind == SMALL_INT:
@@ -100,7 +102,7 @@ def _date(rule: ColumnRule, value: str, original: str) -> str:
 
 
 def _iso_cell(value: str) -> datetime | None:
-    """A spreadsheet's real date cell, read as ISO text (see _cell): unambiguous whatever the declared format."""
+    """A spreadsheet's real date cell, read as ISO text by _cell: a date whatever the declared format."""
     if not _ISO_CELL.fullmatch(value):
         return None
     try:
@@ -121,6 +123,7 @@ def _boolean(labels: tuple[tuple[str, ...], tuple[str, ...]], value: str, origin
 def map_chunk(mapping: TableMapping, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Source rows (with `_source_row` and the row's place for people, `_row`) to contract text, and errors."""
     contract = [c.name for c in CONTRACT_TABLES[mapping.target].columns]
+    date_cells = isinstance(mapping.source, FileSource) and mapping.source.path.suffix.lower() == ".xlsx"
     out: list[list[str | None]] = []
     errors: list[list[object]] = []
     for record in rows.to_dict("records"):
@@ -130,7 +133,7 @@ def map_chunk(mapping: TableMapping, rows: pd.DataFrame) -> tuple[pd.DataFrame, 
             value = None
             if rule is not None:
                 try:
-                    value = evaluate(rule, record)
+                    value = evaluate(rule, record, date_cells)
                 except MappingFailure as failure:
                     errors.append([str(record[SOURCE_ROW]), name, failure.rule, failure.value,
                                    mapping.source.origin, str(record["_row"]), name in mapping.fatal])
