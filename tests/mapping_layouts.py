@@ -176,3 +176,46 @@ def _typed_cell(value: str, is_date: bool) -> object:
         except ValueError:
             return value or None  # a date that is not one stays text, as a user typed it
     return int(value) if value.isdigit() else (value or None)
+
+
+ROLE_LABELS = {"member": "Membre", "leader": "Responsable"}
+WIDE_GROUPS_MAPPING = """
+  groups:
+    source: {table: groups}
+    columns: same
+  group_memberships:
+    source: {file: membres.csv, encoding: cp1252, separator: ";"}
+    wide:
+      key: group_id
+      columns: {%s}
+    columns:
+      member_id: N° membre
+      role: {column: _cell, regex: "^(\\\\w+)", values: {Membre: member, Responsable: leader}}
+      joined_on: {column: _cell, regex: "depuis le (\\\\S+)", date: "%%d/%%m/%%Y"}
+      left_on: {column: _cell, regex: "(?:jusqu'au (\\\\S+))?$", date: "%%d/%%m/%%Y"}
+"""
+
+
+def write_cogito_members_with_groups(association: Path, folder: Path) -> Path:
+    """The Cogito layout with one more column per group, as a home-made file keeps them: a cell per
+    membership, "Responsable depuis le 29/02/2024 jusqu'au 01/03/2025"; empty when not a member."""
+    mapping = write_cogito_members(association, folder)
+    groups = _rows(association, "select group_id, name from groups order by group_id")
+    memberships = {(m["member_id"], m["group_id"]): m for m in _rows(association, "select * from group_memberships")}
+    with (folder / "membres.csv").open(encoding="cp1252", newline="") as source:
+        rows = list(csv.reader(source, delimiter=";"))
+    with (folder / "membres.csv").open("w", encoding="cp1252", newline="") as out:
+        writer = csv.writer(out, delimiter=";")
+        writer.writerow(rows[0] + [g["name"] for g in groups])
+        for row in rows[1:]:
+            cells = []
+            for g in groups:
+                m = memberships.get((row[0], g["group_id"]))
+                cells.append("" if m is None else
+                             f"{ROLE_LABELS.get(m['role'] or '', m['role'] or '')} depuis le "
+                             f"{_french_date(m['joined_on'], '%d/%m/%Y')}"
+                             + (f" jusqu'au {_french_date(m['left_on'], '%d/%m/%Y')}" if m["left_on"] else ""))
+            writer.writerow(row + cells)
+    listed = ", ".join(f'"{g["name"]}": {g["group_id"]}' for g in groups)
+    mapping.write_text(mapping.read_text(encoding="utf-8") + WIDE_GROUPS_MAPPING % listed, encoding="utf-8")
+    return mapping

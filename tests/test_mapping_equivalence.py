@@ -19,6 +19,7 @@ from alumni_orchestration.warehouse import ensure_raw_schema
 from tests.conftest import TEST_END_DATE
 from tests.mapping_layouts import (
     write_cogito_members,
+    write_cogito_members_with_groups,
     write_cogito_members_xlsx,
     write_french_database,
     write_helloasso_export,
@@ -115,6 +116,17 @@ def test_the_same_members_as_an_excel_workbook(association: Path, canonical, tmp
     mapped = load_mapped(mapping, None, tmp_path / "w.duckdb")
     assert_same(canonical, mapped, "members", not_carried={
         "secondary_email", "programme", "region", "job_function", "sector", "declared_interests", "updated_at"})
+
+
+def test_group_columns_of_the_member_file_give_the_canonical_memberships(association: Path, canonical,
+                                                                         tmp_path: Path) -> None:
+    mapping = write_cogito_members_with_groups(association, tmp_path)
+    mapped = load_mapped(mapping, f"sqlite:///{association / 'membership.sqlite'}", tmp_path / "w.duckdb")
+    assert_same(canonical, mapped, "groups")
+    assert_same(canonical, mapped, "group_memberships")
+    ended, leaders = mapped.execute("select count(left_on), count(*) filter (role = 'leader') "
+                                    "from raw.group_memberships").fetchone()
+    assert ended > 0 and leaders > 0, "the cells' optional end dates and roles were read"
 
 
 @pytest.mark.postgres

@@ -89,6 +89,35 @@ def test_each_mistake_is_named_with_its_place(tmp_path: Path, change: tuple[str,
     assert any(e.startswith(expected) for e in errors), errors
 
 
+WIDE = """
+tables:
+  group_memberships:
+    source: {file: membres.csv}
+    wide: {key: group_id, columns: {Club Numérique: 3, Groupe Bretagne: 7}}
+    columns:
+      member_id: N° membre
+      joined_on: {column: _cell, date: "%d/%m/%Y"}
+"""
+
+
+def test_wide_columns_give_the_key_and_count_as_mapping_it(tmp_path: Path) -> None:
+    table = load_mapping(write(tmp_path, WIDE)).tables["group_memberships"]
+    assert table.wide.columns == {"Club Numérique": "3", "Groupe Bretagne": "7"}
+    assert table.columns["group_id"].column == "_wide_key"
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("key: group_id", "key: club", "tables.group_memberships.wide.key: unknown contract column 'club'"),
+    ("wide: {key: group_id, ", "wide: {", "tables.group_memberships.wide: expected {key: <contract column>"),
+    ("      member_id", "      group_id: Groupe\n      member_id",
+     "tables.group_memberships.wide.key: group_id is given by the wide columns"),
+])
+def test_wide_mistakes_are_named(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    assert old in WIDE
+    errors = errors_of(tmp_path, WIDE.replace(old, new.replace("\\n", "\n")))
+    assert any(e.startswith(expected) for e in errors), errors
+
+
 def test_every_mistake_is_reported_at_once(tmp_path: Path) -> None:
     broken = VALID.replace("Radié: left", "Radié: gone").replace('separator: ";"', 'separator: "|"')
     assert len(errors_of(tmp_path, broken)) == 2

@@ -17,14 +17,18 @@ import sqlalchemy as sa
 
 from alumni_orchestration.contracts.membership import CONTRACT_TABLES, SMALL_INT, TIMESTAMP
 from alumni_orchestration.mapping.spec import (
+    WIDE_CELL,
+    WIDE_KEY,
     ColumnRule,
     FileSource,
     MembershipMapping,
     TableMapping,
     TableSource,
+    WideColumns,
 )
 
 SOURCE_ROW = "_source_row"
+WIDE_STRIDE = 1000  # a wide table's rows: source row * 1000 + the cell's column
 ERROR_COLUMNS = [SOURCE_ROW, "field", "rule", "value", "origin", "row", "fatal"]
 SOURCE_ROW_EXPRESSION = {"sqlite": "rowid", "postgresql": "ctid"}
 _ISO_CELL = re.compile(r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2})?")
@@ -66,8 +70,10 @@ def evaluate(rule: ColumnRule, record: dict[str, object], date_cells: bool = Fal
     original = value
     if rule.regex is not None:
         match = re.search(rule.regex, value)
-        if match is None or match.group(1) is None:
+        if match is None:
             raise MappingFailure("regex", original)
+        if match.group(1) is None:  # the pattern matched, and its optional part is absent: no value
+            return None
         value = match.group(1)
     if rule.values is not None:
         value = _vocabulary(rule.values, value, original)
@@ -143,8 +149,31 @@ def map_chunk(mapping: TableMapping, rows: pd.DataFrame) -> tuple[pd.DataFrame, 
             pd.DataFrame(errors, columns=ERROR_COLUMNS, dtype=object))
 
 
+def _source_order(source_row: str) -> int:
+    """A number from `_source_row` (a ctid '(block,offset)' as ingest/membership.py orders it)."""
+    if source_row.startswith("("):
+        block, offset = source_row.strip("()").split(",")
+        return int(block) * 65536 + int(offset)
+    return int(source_row)
+
+
+def widen(wide: WideColumns, rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per non-empty cell of the wide columns, with the cell's text and the key its column gives.
+
+    Each keeps its source row (`_row`, for people); `_source_row` numbers the cells of a row apart."""
+    out = []
+    for record in rows.to_dict("records"):
+        order = _source_order(str(record[SOURCE_ROW]))
+        for n, (column, key) in enumerate(wide.columns.items()):
+            cell = _text(record.get(column))
+            if cell is not None:
+                out.append(record | {SOURCE_ROW: str(order * WIDE_STRIDE + n), WIDE_CELL: cell, WIDE_KEY: key})
+    return pd.DataFrame(out, columns=[*rows.columns, WIDE_CELL, WIDE_KEY], dtype=object)
+
+
 def _check_columns(mapping: TableMapping, header: list[str]) -> None:
-    missing = sorted({c for rule in mapping.columns.values() for c in rule.source_columns()} - set(header))
+    wide = set(mapping.wide.columns) if mapping.wide else set()
+    missing = sorted(({c for rule in mapping.columns.values() for c in rule.source_columns()} | wide) - set(header))
     if missing:
         raise KeyError(f"{mapping.source.origin}: the mapping of {mapping.target} reads columns that the source "
                        f"does not have: {missing} (its columns: {header})")
@@ -213,4 +242,6 @@ def read_mapped(mapping: MembershipMapping, engine: sa.Engine | None, table: str
     for n, chunk in enumerate(chunks):
         if n == 0:
             _check_columns(table_mapping, [c for c in chunk.columns if c not in (SOURCE_ROW, "_row")])
+        if table_mapping.wide is not None:
+            chunk = widen(table_mapping.wide, chunk)
         yield map_chunk(table_mapping, chunk)

@@ -44,6 +44,8 @@ SEPARATORS = (";", ",")
 _RULE_KEYS = {"column", "constant", "concat", "regex", "values", "date", "boolean", "decimal"}
 _VALUE_KEYS = ("column", "constant", "concat")
 _DATE_PROBE = datetime(2024, 12, 31, 23, 59, 58)
+WIDE_CELL = "_cell"  # in a wide table's rules, the text of the listed column's cell
+WIDE_KEY = "_wide_key"  # the value that the listed column gives the table's `key` column
 
 
 class MappingSpecError(ValueError):
@@ -91,9 +93,18 @@ class ColumnRule:
     kind: str = ""  # the contract column's kind, which says how a parsed date is written
 
     def source_columns(self) -> list[str]:
-        if self.column is not None:
-            return [self.column]
-        return [part["column"] for part in self.concat or () if isinstance(part, dict)]
+        """The columns read from the source itself (not a wide table's cell or key)."""
+        names = [self.column] if self.column is not None else [
+            part["column"] for part in self.concat or () if isinstance(part, dict)]
+        return [n for n in names if n not in (WIDE_CELL, WIDE_KEY)]
+
+
+@dataclass(frozen=True)
+class WideColumns:
+    """Data kept as one column per group (or per assembly): each non-empty cell becomes a row of the table."""
+
+    columns: dict[str, str]  # source column -> the value it gives `key` (a group_id, an assembly_id)
+    key: str  # the contract column that takes that value
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,7 @@ class TableMapping:
     source: FileSource | TableSource
     columns: dict[str, ColumnRule]
     fatal: frozenset[str] = field(default_factory=frozenset)  # key and required columns: an error rejects the row
+    wide: WideColumns | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +166,10 @@ def _table(contract: ContractTable, doc: Any, base: Path, errors: list[str]) -> 
         errors.append(f"{where}.columns: expected a mapping of contract columns to source columns or rules")
         return None
     known = {c.name for c in contract.columns}
+    wide = _wide(doc["wide"], known, set(columns_doc), f"{where}.wide", errors) if "wide" in doc else None
+    unknown_keys = set(doc) - {"source", "columns", "wide"}
+    if unknown_keys:
+        errors.append(f"{where}: unknown keys {sorted(unknown_keys)} (a table has source, columns, wide)")
     columns = {}
     for target, rule_doc in columns_doc.items():
         if target not in known:
@@ -164,11 +180,27 @@ def _table(contract: ContractTable, doc: Any, base: Path, errors: list[str]) -> 
         if rule is not None:
             columns[target] = rule
     fatal = {c.name for c in contract.columns if c.key or c.required}
-    for name in sorted(fatal - set(columns_doc)):
+    for name in sorted(fatal - set(columns_doc) - ({wide.key} if wide else set())):
         errors.append(f"{where}.columns.{name}: missing required column (a row of {contract.name} cannot do without it)")
     if source is None:
         return None
-    return TableMapping(contract.name, source, columns, frozenset(fatal))
+    if wide is not None:  # the key is a constant per listed column
+        columns[wide.key] = ColumnRule(wide.key, column=WIDE_KEY, kind=contract.column(wide.key).kind)
+    return TableMapping(contract.name, source, columns, frozenset(fatal), wide)
+
+
+
+def _wide(doc: Any, known: set[str], mapped: set[str], where: str, errors: list[str]) -> WideColumns | None:
+    if not isinstance(doc, dict) or not isinstance(doc.get("columns"), dict) or not doc["columns"] or "key" not in doc:
+        errors.append(f"{where}: expected {{key: <contract column>, columns: {{<source column>: <its value>}}}}")
+        return None
+    key = str(doc["key"])
+    if key not in known:
+        errors.append(f"{where}.key: unknown contract column {key!r}")
+        return None
+    if key in mapped:
+        errors.append(f"{where}.key: {key} is given by the wide columns, not by a rule in columns")
+    return WideColumns({str(c): str(v) for c, v in doc["columns"].items()}, key)
 
 
 def _source(doc: Any, base: Path, where: str, errors: list[str]) -> FileSource | TableSource | None:
