@@ -119,6 +119,23 @@ tables:
 """
 
 
+CANONICAL_REST = ("groups", "group_memberships", "general_assemblies", "assembly_votes", "volunteer_roles")
+
+
+def copy_canonical_tables(association: Path, url: str, tables: tuple[str, ...] = CANONICAL_REST) -> str:
+    """The other membership tables as they are, beside the French ones; returns their mapping (`columns: same`)."""
+    from alumni_orchestration.contracts.membership import metadata
+
+    engine = sa.create_engine(url)
+    metadata.create_all(engine, tables=[metadata.tables[t] for t in tables])
+    with engine.begin() as conn:
+        for table in tables:
+            if rows := _rows(association, f'select * from "{table}"'):
+                conn.execute(metadata.tables[table].insert(), rows)
+    engine.dispose()
+    return "".join(f"  {t}:\n    source: {{table: {t}}}\n    columns: same\n" for t in tables)
+
+
 def write_french_database(association: Path, url: str, folder: Path) -> Path:
     """The association's members and dues in a database whose tables and columns are in French."""
     members = _rows(association, "select * from members order by member_id")
