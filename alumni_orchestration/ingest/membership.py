@@ -272,14 +272,18 @@ def canonical_reader(engine: sa.Engine) -> TableReader:
     return read
 
 
+def _create_mapping_errors(conn: duckdb.DuckDBPyConnection, incoming: str, create: str) -> None:
+    conn.execute(f"{create} {incoming}_mapping ("
+                 + ", ".join(f"{c} {'boolean' if c == 'fatal' else 'varchar'}" for c in MAPPING_ERROR_COLUMNS) + ")")
+
+
 def copy_incoming(conn: duckdb.DuckDBPyConnection, engine: sa.Engine | None, table: str, chunk_rows: int = 50_000,
                   read: TableReader | None = None) -> int:
     """Copy a table as text into `_incoming_<table>`, and the mapping's errors into `_incoming_<table>_mapping`."""
     columns = [SOURCE_ROW, *source_columns(table)]
     incoming = f"{RAW_SCHEMA}._incoming_{table}"
     conn.execute(f"create or replace table {incoming} ({', '.join(f'{c} varchar' for c in columns)})")
-    conn.execute(f"create or replace table {incoming}_mapping ("
-                 + ", ".join(f"{c} {'boolean' if c == 'fatal' else 'varchar'}" for c in MAPPING_ERROR_COLUMNS) + ")")
+    _create_mapping_errors(conn, incoming, "create or replace table")
     read = read or canonical_reader(engine)
     rows = 0
     for frame, errors in read(table, chunk_rows):
@@ -380,6 +384,7 @@ def validate_into_raw(conn: duckdb.DuckDBPyConnection, rules: TableRules, asset_
     conn.execute(f"""create or replace temp table typed_rows as
         select _row, {_source_order(SOURCE_ROW)} as _source_order, {typed} from text_rows""")
     conn.execute("create or replace temp table verdicts (_row bigint, _reason varchar, scope varchar, _detail varchar)")
+    _create_mapping_errors(conn, incoming, "create table if not exists")  # an `_incoming_` table made by hand
     conn.execute(f"create or replace temp table mapping_errors as select * from {incoming}_mapping")
     _judge_rows(conn, rules)
     target = f"{RAW_SCHEMA}.{rules.name}"
