@@ -4,6 +4,9 @@ Every table is first copied as text into an `_incoming` table, with each row's p
 (`_source_row`: SQLite's rowid, PostgreSQL's ctid). Then each row is judged in stages, each stage
 seeing only the rows the earlier ones kept:
 
+0. mapping (when the source is read through a mapping, mapping/): a key or required value that the
+   mapping could not read quarantines the row as `mapping:<rule>:<column>`, with its file, row and value;
+   any other such value is a field quarantine, loaded as NULL (stage 4);
 1. parse: a key column or a required column that is missing or does not parse quarantines the row;
 2. duplicate keys: one row per key is kept (the latest `recency` column, then the highest source
    row), the others are quarantined as `duplicate_<key>` naming the kept row;
