@@ -1,4 +1,4 @@
-"""The `alumni` command: generate, sandbox, webhook, check, demo, campaigns resolve, bench."""
+"""The `alumni` command: generate, sandbox, webhook, init, check, demo, campaigns resolve, bench."""
 
 from __future__ import annotations
 
@@ -36,6 +36,12 @@ def _check(args: argparse.Namespace) -> int:
     from alumni_orchestration.operations.check import run_check
 
     return run_check()
+
+
+def _init(args: argparse.Namespace) -> int:
+    from alumni_orchestration.mapping.init import run_init
+
+    return run_init(args.source, Path(args.out))
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -106,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="read-only health check of every configured connection; "
                            "exit code 1 when one fails")
     check.set_defaults(func=_check)
+
+    init = sub.add_parser("init", help="propose a membership_mapping.yaml (and an environment template) for a "
+                          "member file or database; exit code 1 when a required column has no guess")
+    init.add_argument("source", help="a CSV or XLSX file, or a SQLAlchemy URL")
+    init.add_argument("--out", default=".", help="folder of the proposed files (default: here)")
+    init.set_defaults(func=_init)
 
     demo = sub.add_parser("demo", help="generate, start the sandbox, materialise everything, open the UI")
     demo.add_argument("--members", type=int, default=5000)

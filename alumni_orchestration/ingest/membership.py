@@ -4,6 +4,9 @@ Every table is first copied as text into an `_incoming` table, with each row's p
 (`_source_row`: SQLite's rowid, PostgreSQL's ctid). Then each row is judged in stages, each stage
 seeing only the rows the earlier ones kept:
 
+0. mapping (when the source is read through a mapping, mapping/): a key or required value that the
+   mapping could not read quarantines the row as `mapping:<rule>:<column>`, with its file, row and value;
+   any other such value is a field quarantine, loaded as NULL (stage 4);
 1. parse: a key column or a required column that is missing or does not parse quarantines the row;
 2. duplicate keys: one row per key is kept (the latest `recency` column, then the highest source
    row), the others are quarantined as `duplicate_<key>` naming the kept row;
@@ -16,7 +19,7 @@ So rows read = rows loaded + rows quarantined (row scope) holds by construction,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import duckdb
@@ -259,15 +262,41 @@ def read_source_chunks(engine: sa.Engine, table: str, chunk_rows: int) -> Iterat
             yield pd.DataFrame(text, columns=[SOURCE_ROW, *columns], dtype=object)
 
 
-def copy_incoming(conn: duckdb.DuckDBPyConnection, engine: sa.Engine, table: str, chunk_rows: int = 50_000) -> int:
+# A table's source: chunks of contract text columns (with `_source_row`), each with the errors of the
+# values a mapping could not read (None when the source is already canonical). See mapping/read.py.
+TableReader = Callable[[str, int], Iterator[tuple[pd.DataFrame, pd.DataFrame | None]]]
+MAPPING_ERROR_COLUMNS = (SOURCE_ROW, "field", "rule", "value", "origin", "row", "fatal")
+
+
+def canonical_reader(engine: sa.Engine) -> TableReader:
+    def read(table: str, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, None]]:
+        for frame in read_source_chunks(engine, table, chunk_rows):
+            yield frame, None
+    return read
+
+
+def _create_mapping_errors(conn: duckdb.DuckDBPyConnection, incoming: str, create: str) -> None:
+    conn.execute(f"{create} {incoming}_mapping ("
+                 + ", ".join(f"{c} {'boolean' if c == 'fatal' else 'varchar'}" for c in MAPPING_ERROR_COLUMNS) + ")")
+
+
+def copy_incoming(conn: duckdb.DuckDBPyConnection, engine: sa.Engine | None, table: str, chunk_rows: int = 50_000,
+                  read: TableReader | None = None) -> int:
+    """Copy a table as text into `_incoming_<table>`, and the mapping's errors into `_incoming_<table>_mapping`."""
     columns = [SOURCE_ROW, *source_columns(table)]
     incoming = f"{RAW_SCHEMA}._incoming_{table}"
     conn.execute(f"create or replace table {incoming} ({', '.join(f'{c} varchar' for c in columns)})")
+    _create_mapping_errors(conn, incoming, "create or replace table")
+    read = read or canonical_reader(engine)
     rows = 0
-    for frame in read_source_chunks(engine, table, chunk_rows):
+    for frame, errors in read(table, chunk_rows):
         conn.register("incoming_chunk", frame)
         conn.execute(f"insert into {incoming} select * from incoming_chunk")
         conn.unregister("incoming_chunk")
+        if errors is not None and len(errors):
+            conn.register("mapping_chunk", errors)
+            conn.execute(f"insert into {incoming}_mapping select * from mapping_chunk")
+            conn.unregister("mapping_chunk")
         rows += len(frame)
     return rows
 
@@ -308,8 +337,30 @@ def _case(reasons: list[tuple[str, str]]) -> str:
     return "case " + " ".join(f"when {cond} then '{reason}'" for reason, cond in reasons) + " else null end"
 
 
+_MAPPING_REASON = "'mapping:' || e.rule || ':' || e.field"
+_MAPPING_DETAIL = "to_json({'file': e.origin, 'row': e.row, 'column': e.field, 'value': e.value, 'rule': e.rule})::varchar"
+
+
+def _judge_mapping_rows(conn: duckdb.DuckDBPyConnection) -> None:
+    """Stage 0: a key or required value that the mapping could not read rejects the row (its first such error)."""
+    first = ("(select {} from mapping_errors e where e._source_row = i._source_row and e.fatal "
+             "order by e.field, e.rule limit 1)")
+    _judge(conn, first.format(_MAPPING_REASON), detail_sql=first.format(_MAPPING_DETAIL))
+
+
+def _judge_mapping_fields(conn: duckdb.DuckDBPyConnection) -> None:
+    """Any other value the mapping could not read is loaded as NULL, with a field quarantine naming the rule."""
+    conn.execute(f"""
+        insert into verdicts
+        select i._row, {_MAPPING_REASON}, 'field', {_MAPPING_DETAIL}
+        from mapping_errors e join text_rows i using ({SOURCE_ROW})
+        anti join (select _row from verdicts where scope = 'row') v using (_row)
+        where not e.fatal""")
+
+
 def _judge_rows(conn: duckdb.DuckDBPyConnection, rules: TableRules) -> None:
-    """Stages 1-3; each window (duplicates, the table's rules) sees only the rows the earlier stages kept."""
+    """Stages 0-3; each window (duplicates, the table's rules) sees only the rows the earlier stages kept."""
+    _judge_mapping_rows(conn)
     if parse := _parse_reasons(rules):
         _judge(conn, _case(parse))
     order = (f"t.{rules.recency} desc nulls last, " if rules.recency else "") + "t._source_order desc"
@@ -336,17 +387,22 @@ def validate_into_raw(conn: duckdb.DuckDBPyConnection, rules: TableRules, asset_
     conn.execute(f"""create or replace temp table typed_rows as
         select _row, {_source_order(SOURCE_ROW)} as _source_order, {typed} from text_rows""")
     conn.execute("create or replace temp table verdicts (_row bigint, _reason varchar, scope varchar, _detail varchar)")
+    _create_mapping_errors(conn, incoming, "create table if not exists")  # an `_incoming_` table made by hand
+    conn.execute(f"create or replace temp table mapping_errors as select * from {incoming}_mapping")
     _judge_rows(conn, rules)
     target = f"{RAW_SCHEMA}.{rules.name}"
     conn.execute(f"""create or replace table {target} as
         select {", ".join(f"t.{c}" for c in rules.typed)} from typed_rows t
         anti join verdicts v using (_row) order by t._row""")
+    _judge_mapping_fields(conn)
     _judge_fields(conn, rules)
     record = ", ".join(f"'{c}': i.{c}" for c in columns)
     quarantine = conn.execute(f"""
         select 'membership.{rules.name}' as source, cast({rules.record_key} as varchar) as record_key,
                v._reason as reason, v.scope,
                left(case when v._detail is null then to_json({{{record}}})
+                         when starts_with(v._reason, 'mapping:')
+                         then to_json({{'mapping_error': json(v._detail), {record}}})
                          else to_json({{'kept_source_row': v._detail, {record}}}) end::varchar, 4000) as payload
         from verdicts v join text_rows i using (_row)
         order by v.scope desc, i._row, v._reason""").df()
@@ -358,16 +414,20 @@ def validate_into_raw(conn: duckdb.DuckDBPyConnection, rules: TableRules, asset_
     by_reason = {str(k): int(v) for k, v in rows.groupby("reason").size().items()}
     by_reason |= {f"field:{k}": int(v) for k, v in fields.groupby("reason").size().items()}
     conn.execute(f"drop table {incoming}")
+    conn.execute(f"drop table {incoming}_mapping")
     return TableLoad(rules.name, int(rows_read), int(rows_loaded), len(rows), len(fields), dict(sorted(by_reason.items())))
 
 
-def load_membership_snapshot(conn: duckdb.DuckDBPyConnection, engine: sa.Engine, chunk_rows: int = 50_000) -> list[TableLoad]:
-    """Copy, type and validate every membership table in one transaction: all of them or none."""
+def load_membership_snapshot(conn: duckdb.DuckDBPyConnection, engine: sa.Engine | None, chunk_rows: int = 50_000,
+                             read: TableReader | None = None) -> list[TableLoad]:
+    """Copy, type and validate every membership table in one transaction: all of them or none.
+
+    `read` replaces the canonical tables of `engine` by another reader, a mapping's (mapping/read.py)."""
     loads = []
     conn.execute("begin transaction")
     try:
         for table in LOAD_ORDER:
-            copy_incoming(conn, engine, table, chunk_rows)
+            copy_incoming(conn, engine, table, chunk_rows, read)
             loads.append(validate_into_raw(conn, RULES[table], asset_key=f"raw/{table}"))
         conn.execute("commit")
     except BaseException:

@@ -23,6 +23,13 @@ from alumni_orchestration import settings
 from alumni_orchestration.contracts.membership import CONTRACT
 from alumni_orchestration.ingest.http import ProviderError, RetryBudget, request_json
 from alumni_orchestration.ingest.membership import load_membership_snapshot
+from alumni_orchestration.mapping import (
+    MAPPING_ENV,
+    MappingSpecError,
+    MembershipMapping,
+    load_mapping,
+    mapping_reader,
+)
 from alumni_orchestration.warehouse import ensure_raw_schema
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -64,6 +71,7 @@ class Connections:
     helloasso_client_secret: str
     helloasso_organization_slug: str
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    membership_mapping: str = ""  # ALUMNI_MEMBERSHIP_MAPPING: the source is read through this mapping
 
     @classmethod
     def from_environment(cls) -> Connections:
@@ -85,6 +93,7 @@ class Connections:
             helloasso_client_secret=env.get("HELLOASSO_CLIENT_SECRET", ""),
             helloasso_organization_slug=settings.helloasso_organization_slug(),
             secrets=tuple(s for s in [*secret_values, _url_password(membership_url)] if s),
+            membership_mapping=env.get(MAPPING_ENV, "").strip(),
         )
 
 
@@ -102,8 +111,19 @@ def _first_line(exc: BaseException) -> str:
 
 
 # ---- the membership source ----
-def check_membership(url: str) -> list[Verdict]:
+def check_membership(url: str, mapping_path: str = "") -> list[Verdict]:
     name = "membership source"
+    mapping = None
+    if mapping_path:
+        try:
+            mapping = load_mapping(mapping_path)
+        except (OSError, MappingSpecError) as exc:
+            errors = getattr(exc, "errors", None) or [_first_line(exc)]
+            return [Verdict(name, FAIL, f"the mapping {Path(mapping_path).name} is not valid: {'; '.join(errors[:3])}"
+                            + (" ..." if len(errors) > 3 else ""),
+                            f"correct the mapping named by {MAPPING_ENV} (README: Your association's data)")]
+        if not mapping.reads_database:
+            return _load_verdicts(None, f"the files of the mapping {mapping.path.name}", mapping)
     fix_url = "set MEMBERSHIP_DATABASE_URL to the SQLAlchemy URL of the membership database"
     try:
         parsed = sa.engine.make_url(url)
@@ -118,12 +138,12 @@ def check_membership(url: str) -> list[Verdict]:
     except (sa.exc.ArgumentError, ImportError) as exc:
         return [Verdict(name, FAIL, f"{shown}: {_first_line(exc)}", fix_url + " (and install its driver)")]
     try:
-        return _membership_verdicts(engine, shown)
+        return _membership_verdicts(engine, shown, mapping)
     finally:
         engine.dispose()
 
 
-def _membership_verdicts(engine: sa.Engine, shown: str) -> list[Verdict]:
+def _membership_verdicts(engine: sa.Engine, shown: str, mapping: MembershipMapping | None = None) -> list[Verdict]:
     name = "membership source"
     try:
         with engine.connect() as conn:
@@ -137,13 +157,20 @@ def _membership_verdicts(engine: sa.Engine, shown: str) -> list[Verdict]:
             f"{t.name}.{c.name}" for t in CONTRACT for c in t.columns
             if t.name not in present or c.name not in present[t.name]]
     gaps = list(dict.fromkeys(gaps))
+    if mapping is not None:  # the mapping says which tables are read, and the load names a missing column
+        shown, gaps = f"{shown} through the mapping {mapping.path.name}", []
     if gaps:
         return [Verdict(name, FAIL, f"{shown}: missing {', '.join(gaps[:8])}{' ...' if len(gaps) > 8 else ''}",
                         "the source must hold the canonical membership tables (contracts/membership.py)")]
+    return _load_verdicts(engine, shown, mapping)
+
+
+def _load_verdicts(engine: sa.Engine | None, shown: str, mapping: MembershipMapping | None) -> list[Verdict]:
+    name = "membership source"
     conn = duckdb.connect(":memory:")
     try:
         ensure_raw_schema(conn)
-        loads = load_membership_snapshot(conn, engine)
+        loads = load_membership_snapshot(conn, engine, read=mapping_reader(mapping, engine) if mapping else None)
     except Exception as exc:  # noqa: BLE001 - any failure of the load is the verdict
         return [Verdict(name, FAIL, f"{shown}: the load failed: {_first_line(exc)}",
                         "run `alumni check` again after fixing the source; the nightly load would fail the same way")]
@@ -283,7 +310,7 @@ def check_helloasso(token_url: str, api_url: str, client_id: str, client_secret:
 def run_checks(connections: Connections) -> list[Verdict]:
     c = connections
     return [
-        *check_membership(c.membership_url),
+        *check_membership(c.membership_url, c.membership_mapping),
         *check_sendgrid(c.sendgrid_host, c.sendgrid_api_key),
         *check_webhook_public_key(c.webhook_public_key),
         *check_eventbrite(c.eventbrite_base_url, c.eventbrite_token, c.eventbrite_organization_id),

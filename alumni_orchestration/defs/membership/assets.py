@@ -13,6 +13,7 @@ from alumni_orchestration.ingest.membership_quality import (
     quality_table,
     with_vanished_reasons,
 )
+from alumni_orchestration.mapping import configured_mapping, mapping_reader
 from alumni_orchestration.warehouse import QUARANTINE_TABLE, RAW_SCHEMA, WAREHOUSE_POOL, ensure_raw_schema
 
 SNAPSHOT_FRESHNESS = dg.FreshnessPolicy.time_window(
@@ -71,11 +72,13 @@ def membership_snapshot(
     membership_db: MembershipDatabaseResource,
     warehouse: WarehouseResource,
 ):
+    mapping = configured_mapping()  # ALUMNI_MEMBERSHIP_MAPPING; validated before anything is read
     engine = membership_db.engine()
     try:
         with warehouse.write() as conn:
             ensure_raw_schema(conn)
-            loads = load_membership_snapshot(conn, engine, chunk_rows=membership_db.chunk_rows)
+            read = mapping_reader(mapping, engine) if mapping else None
+            loads = load_membership_snapshot(conn, engine, chunk_rows=membership_db.chunk_rows, read=read)
             recount = {
                 load.table: (
                     conn.execute(f"select count(*) from {RAW_SCHEMA}.{load.table}").fetchone()[0],
