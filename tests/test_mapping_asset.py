@@ -14,6 +14,8 @@ from alumni_orchestration.defs.membership.resources import MembershipDatabaseRes
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from tests.mapping_layouts import write_cogito_members
 
+pytestmark = pytest.mark.slow  # generated associations, dbt or dagster runs
+
 
 def materialize(tmp_path: Path, url: str) -> dg.ExecuteInProcessResult:
     return dg.materialize([membership_snapshot], resources={

@@ -6,8 +6,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from alumni_orchestration.operations.check import FAIL, OK, Connections, check_membership
 from tests.mapping_layouts import write_cogito_members
+
+pytestmark = pytest.mark.slow  # generated associations, dbt or dagster runs
 
 MISSING_DB = "sqlite:////nonexistent/membership.sqlite"
 

@@ -25,6 +25,8 @@ from tests.mapping_layouts import (
     write_helloasso_export,
 )
 
+pytestmark = pytest.mark.slow  # generated associations, dbt or dagster runs
+
 
 @pytest.fixture(scope="module")
 def association(tmp_path_factory: pytest.TempPathFactory) -> Path:

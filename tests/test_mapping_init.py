@@ -13,6 +13,8 @@ from alumni_orchestration.mapping import load_mapping
 from alumni_orchestration.mapping.propose import propose
 from tests.mapping_layouts import write_cogito_members, write_french_database, write_helloasso_export
 
+pytestmark = pytest.mark.slow  # generated associations, dbt or dagster runs
+
 
 def required_columns(mapping_path: Path) -> dict[tuple[str, str], str | None]:
     """(table, required column) -> the source column that a reviewed mapping reads for it."""

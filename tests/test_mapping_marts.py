@@ -19,6 +19,8 @@ from tests.mapping_layouts import copy_canonical_tables, write_french_database
 from tests.test_dbt_project import AS_OF, dbt
 from tests.warehouse_fixture import build_raw_warehouse_from_files
 
+pytestmark = pytest.mark.slow  # generated associations, dbt or dagster runs
+
 MARTS = ("member_profile", "dues_history", "member_engagement", "member_interests")
 
 
