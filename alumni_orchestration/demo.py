@@ -214,16 +214,12 @@ def run_campaign_loop(sandbox_port: int, as_of: dt.date, window_end: dt.date) ->
 
 def results_against_truth(read_warehouse) -> list[dict]:
     """campaign_results' dues-reminder uplifts beside the generator's true uplift, printed and returned."""
-    from alumni_orchestration.defs.campaigns.results import (
-        MEMBER_OUTCOMES,
-        REENGAGEMENT_SIGNALS,
-        simulated_truth,
-    )
+    from alumni_orchestration.defs.campaigns.results import member_outcomes, simulated_truth
 
     with read_warehouse() as conn:
         results = conn.execute("select * from campaigns.campaign_results").df()
         window = int(results.outcome_window_days.iloc[0]) if len(results) else 30
-        members = conn.execute(MEMBER_OUTCOMES, {"window": window, "signals": list(REENGAGEMENT_SIGNALS)}).df()
+        members = member_outcomes(conn, window)
     for row in results.itertuples():
         print(f"  {row.campaign_id} {row.cycle} {row.arm}: audience {row.audience}, sent {row.sent}, "
               f"delivered {row.delivered}, retained {row.retained}", flush=True)

@@ -133,6 +133,14 @@ def uplift_plot_png(results: pd.DataFrame, truth: pd.DataFrame | None = None) ->
     return buffer.getvalue()
 
 
+def member_outcomes(conn, window_days: int) -> pd.DataFrame:
+    """One row per ledger member with their arm and outcomes (MEMBER_OUTCOMES) within `window_days`."""
+    # Outboxed rows were never sent: they count as sent only where the outbox is the deployment's channel.
+    delivered = list(ledger.delivered_statuses(deployment_send_mode()))
+    return conn.execute(MEMBER_OUTCOMES, {"window": window_days, "delivered": delivered,
+                                          "signals": list(REENGAGEMENT_SIGNALS)}).df()
+
+
 @dg.asset(
     key=RESULTS,
     group_name="campaigns",
@@ -150,10 +158,7 @@ def campaign_results_asset(context: dg.AssetExecutionContext, config: CampaignRe
                   acquire_member_eur=config.acquire_member_eur)
     with warehouse.read() as conn:
         ready = table_exists(conn, ledger.SENDS) and table_exists(conn, "raw.sendgrid_events")
-        # Outboxed rows were never sent: they count as sent only where the outbox is the deployment's channel.
-        delivered = list(ledger.delivered_statuses(deployment_send_mode()))
-        members = conn.execute(MEMBER_OUTCOMES, {"window": config.outcome_window_days, "delivered": delivered,
-                                                 "signals": list(REENGAGEMENT_SIGNALS)}).df() if ready else None
+        members = member_outcomes(conn, config.outcome_window_days) if ready else None
     results = campaign_results(members if members is not None else pd.DataFrame(), costs)
     with warehouse.write() as conn:
         conn.execute("create schema if not exists campaigns")
