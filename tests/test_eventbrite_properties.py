@@ -17,24 +17,11 @@ from alumni_orchestration.ingest.eventbrite.records import (
 )
 from alumni_orchestration.ingest.records import RAW_DDL, arrow_schema
 from tests.fixture_server import fixture
+from tests.json_documents import field_paths, json_values
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
-    max_leaves=8,
-)
+JSON = json_values(max_leaves=8)
 EVENTS = fixture("eventbrite", "organization_events_expand_venue.json")["events"]
 ATTENDEES = fixture("eventbrite", "organization_attendees.json")["attendees"]
-
-
-def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
-    """Every place a value sits in a document: object keys and list indexes, nested."""
-    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
-    found = []
-    for key, child in children:
-        found.append((*prefix, key))
-        found.extend(_paths(child, (*prefix, key)))
-    return found
 
 
 def _replaced(record: dict[str, Any], path: tuple, value: Any) -> dict[str, Any]:
@@ -46,8 +33,8 @@ def _replaced(record: dict[str, Any], path: tuple, value: Any) -> dict[str, Any]
     return changed
 
 
-EVENT_PATHS = [(i, p) for i, e in enumerate(EVENTS) for p in _paths(e)]  # venue and its address included
-ATTENDEE_PATHS = [(i, p) for i, a in enumerate(ATTENDEES) for p in _paths(a)]
+EVENT_PATHS = [(i, p) for i, e in enumerate(EVENTS) for p in field_paths(e)]  # venue and its address included
+ATTENDEE_PATHS = [(i, p) for i, a in enumerate(ATTENDEES) for p in field_paths(a)]
 REASON_PREFIXES = ("invalid_field_type:", "missing_id", "missing_event_id")
 
 

@@ -19,27 +19,12 @@ from alumni_orchestration.ingest.helloasso.records import (
 from alumni_orchestration.ingest.records import RAW_DDL, arrow_schema, rows_to_arrow
 from alumni_orchestration.ingest.typed import is_email
 from tests.fixture_server import fixture
+from tests.json_documents import field_paths, json_values
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
-    max_leaves=6,
-)
+JSON = json_values(max_leaves=6)
 ORDERS = fixture("helloasso", "orders_with_details.json")["data"]
 PAYMENTS = fixture("helloasso", "payments.json")["data"]
 FORMS = fixture("helloasso", "forms.json")["data"]
-
-
-def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
-    """Every field of a record, at any depth: dict keys and list positions."""
-    paths = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, child in value.items():
-            paths += _paths(child, (*prefix, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            paths += _paths(child, (*prefix, index))
-    return paths
 
 
 def _placed(records: list[dict], which: int, path: tuple, value: Any, delete: bool) -> list[Any]:
@@ -60,7 +45,7 @@ def _placed(records: list[dict], which: int, path: tuple, value: Any, delete: bo
 
 def _mutations(records: list[dict]) -> st.SearchStrategy:
     """(which record, which field, the value, whether the field is removed instead) over documented records."""
-    choices = [(i, p) for i, r in enumerate(records) for p in [(), *_paths(r)]]
+    choices = [(i, p) for i, r in enumerate(records) for p in [(), *field_paths(r)]]
     return st.tuples(st.sampled_from(choices), JSON, st.booleans())
 
 
