@@ -94,11 +94,16 @@ def volunteer_candidates(inputs: ListInputs) -> pd.DataFrame:
                    ["active_modes", "top_interests"], ["engagement_score", "member_id"], [False, True])
 
 
+def at_risk_mask(scores: pd.DataFrame) -> pd.Series:
+    """Falling engagement: down by 8 points or more in 30 days, or below 25 and falling."""
+    trend = scores.engagement_trend
+    falling = (trend <= AT_RISK_TREND) | ((scores.engagement_score < AT_RISK_SCORE) & (trend < 0))
+    return falling.fillna(False).astype(bool)
+
+
 def at_risk(inputs: ListInputs) -> pd.DataFrame:
     rows = base_rows(inputs)
-    trend = rows.engagement_trend
-    falling = (trend <= AT_RISK_TREND) | ((rows.engagement_score < AT_RISK_SCORE) & (trend < 0))
-    rows = rows[falling.fillna(False)].assign(score_30d_ago=lambda r: (r.engagement_score - r.engagement_trend).round(2))
+    rows = rows[at_risk_mask(rows)].assign(score_30d_ago=lambda r: (r.engagement_score - r.engagement_trend).round(2))
     return _finish(rows, "at_risk", ["score_30d_ago"], ["engagement_trend", "member_id"], [True, True])
 
 
