@@ -18,7 +18,7 @@ from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.defs.workbench.campaign_summary import send_windows
 from alumni_orchestration.defs.workbench.lists import LIST_HISTORY_TABLE, SCHEMA
 from alumni_orchestration.settings import PARIS_TZ
-from alumni_orchestration.warehouse import table_exists
+from alumni_orchestration.warehouse import WAREHOUSE_POOL, table_exists
 from alumni_orchestration.workbench.digest import DigestFacts, compose_digest, dues_week, list_changes
 from alumni_orchestration.workbench.exports import exports_dir
 from alumni_orchestration.workbench.lists import at_risk_mask
@@ -91,7 +91,8 @@ def gather_facts(warehouse: WarehouseResource, instance: dg.DagsterInstance, con
         new_ambassador_names=[f"{r.first_name} {r.last_name} ({r.promo})" for r in named.itertuples()])
 
 
-@dg.op(description="Compose the weekly digest from the warehouse and the instance, and send it to the digital lead.")
+@dg.op(description="Compose the weekly digest from the warehouse and the instance, and send it to the digital lead.",
+       pool=WAREHOUSE_POOL)  # in outbox mode it writes to campaigns.outbox
 def send_weekly_digest(context: dg.OpExecutionContext, config: DigestConfig, warehouse: WarehouseResource,
                        email_sender: EmailSenderResource) -> None:
     facts = gather_facts(warehouse, context.instance, config, email_sender.webserver_url)

@@ -8,6 +8,7 @@ import pandas as pd
 
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.defs.workbench.lists import LIST_KEYS, SCHEMA
+from alumni_orchestration.warehouse import WAREHOUSE_POOL
 from alumni_orchestration.workbench.exports import export_list, exports_dir
 
 EXPORTS = dg.AssetKey([SCHEMA, "list_exports"])
@@ -19,6 +20,7 @@ EXPORTS = dg.AssetKey([SCHEMA, "list_exports"])
     kinds={"csv", "excel"},
     deps=list(LIST_KEYS.values()),
     tags={"workbench": "", "member_list": ""},
+    pool=WAREHOUSE_POOL,  # reads only; in the pool as every asset, so it never waits on a writer's lock
     description="Each member list (ambassadors, volunteer candidates, at-risk, dues due, interest audiences) "
     "exported for the team as CSV (UTF-8 with BOM, ';' separator, for French Excel) and XLSX to "
     "$ALUMNI_HOME/exports/<date>/. On demand: `alumni export LIST [--segment S] [--topic T]`.",
