@@ -96,3 +96,80 @@ def test_score_trends_count_segments_lists_and_dues_against_the_same_day_last_ye
     assert dues_to_date(dues, members, dt.date(2026, 12, 31))["payers"] == 3
     curve = dues_curve(dues, dt.date(2026, 5, 1))
     assert curve[curve.cycle == "this year"].payers.max() == 2 and curve[curve.cycle == "last year"].payers.max() == 2
+
+
+@pytest.mark.slow
+def test_campaign_results_leads_with_its_summary_backfill_command_and_uplift_trend(scored_association, tmp_path,
+                                                                                    monkeypatch) -> None:
+    import shutil
+
+    import dagster as dg
+
+    from alumni_orchestration.campaigns.ledger import ensure_tables
+    from alumni_orchestration.defs.campaigns.results import campaign_results_asset
+    from alumni_orchestration.defs.warehouse.resources import WarehouseResource
+
+    for name in ("SENDGRID_API_KEY", "ALUMNI_SEND_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    _, source = scored_association
+    shutil.copy(source, tmp_path / "warehouse.duckdb")
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    with warehouse.write() as conn:
+        ensure_tables(conn)
+        members = [r[0] for r in conn.execute("select member_id from scoring.member_scores order by member_id "
+                                               "limit 30").fetchall()]
+        for i, member_id in enumerate(members):  # 28 reminded on 2 and 9 March, 2 held out
+            arm, status = ("control", "held_out") if i < 2 else ("treatment", "scheduled")
+            day = dt.date(2026, 3, 2 if i % 2 else 9)
+            conn.execute("insert into campaigns.campaign_sends (campaign_id, cycle, member_id, period, as_of, step, "
+                         "arm, status, send_at, marketing, updated_at) values ('dues_reminder', '2026-r1', ?, "
+                         "'2026', ?, 1, ?, ?, ?, true, now())",
+                         [member_id, day, arm, status, dt.datetime.combine(day, dt.time(9), dt.UTC)])
+    result = dg.materialize([campaign_results_asset], resources={"warehouse": warehouse})
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    metadata = event.event_specific_data.materialization.metadata
+    assert next(iter(metadata)) == "summary"
+    summary = metadata["summary"].value
+    assert summary.startswith("**dues_reminder 2026-r1**: ")
+    assert "the control group is too small (2 members); an audience of about " in summary or "worked" in summary \
+        or "backfired" in summary
+    assert ("dagster asset materialize -m alumni_orchestration.definitions --select 'group:sources or group:staging "
+            "or group:intermediate or group:marts or key:campaigns/campaign_results' --partition-range "
+            "2026-03-02...2026-04-08") in summary
+    assert isinstance(metadata["uplift_points/dues_reminder"].value, float)
+
+
+@pytest.mark.slow
+def test_member_scores_records_numeric_trends_that_match_the_tables(scored_association, tmp_path) -> None:
+    import shutil
+
+    import dagster as dg
+    import duckdb
+
+    from alumni_orchestration.defs.scoring.assets import member_scores
+    from alumni_orchestration.defs.warehouse.resources import WarehouseResource
+    from alumni_orchestration.partitions import AS_OF_TAG
+
+    _, source = scored_association
+    shutil.copy(source, tmp_path / "warehouse.duckdb")
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    result = dg.materialize([member_scores], resources={"warehouse": warehouse}, tags={AS_OF_TAG: "2026-11-22"})
+    [event] = result.get_asset_materialization_events()
+    metadata = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as conn:
+        by_segment = dict(conn.execute("select segment, count(*) from scoring.member_scores group by 1").fetchall())
+        ambassadors, median, falling = conn.execute(
+            "select count(*) filter (where is_ambassador), median(engagement_score), count(*) filter (where "
+            "engagement_trend <= -8 or (engagement_score < 25 and engagement_trend < 0)) "
+            "from scoring.member_scores").fetchone()
+        auc, ece = conn.execute("select max(value) filter (where metric = 'roc_auc'), max(value) filter (where metric "
+                                "= 'ece') from scoring.model_metrics where model = 'dues_propensity' and segment = "
+                                "'all'").fetchone()
+    assert {k.removeprefix("members/"): v for k, v in metadata.items() if k.startswith("members/")} == by_segment
+    assert (metadata["ambassadors"], metadata["at_risk_members"]) == (ambassadors, falling)
+    assert metadata["engagement_median"] == pytest.approx(median, abs=0.01)
+    assert (metadata["model_auc"], metadata["model_ece"]) == (pytest.approx(auc, abs=1e-4), pytest.approx(ece, abs=1e-4))
+    for key in ("dues_paid_rate", "dues_paid_rate_same_day_last_year", "dues_collected_eur"):
+        assert isinstance(metadata[key], float) and metadata[key] > 0
+    assert metadata["dues_paid_curve"].startswith("![dues paid curve](data:image/png;base64,")
