@@ -1,4 +1,4 @@
-"""The `alumni` command: generate, sandbox, webhook, init, check, demo, campaigns resolve, bench."""
+"""The `alumni` command: generate, sandbox, webhook, init, check, demo, campaigns resolve, export, bench."""
 
 from __future__ import annotations
 
@@ -90,6 +90,18 @@ def _campaigns_resolve(args: argparse.Namespace) -> int:
     return 0 if resolution.settled else 1
 
 
+def _export(args: argparse.Namespace) -> int:
+    from alumni_orchestration.workbench.exports import export_on_demand
+
+    try:
+        paths, rows = export_on_demand(args.list, segment=args.segment, topic=args.topic)
+    except ValueError as exc:
+        print(f"alumni export: {exc}", file=sys.stderr)
+        return 2
+    print(f"{rows} rows written to " + " and ".join(str(p) for p in paths))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alumni", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -147,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--assume", choices=["sent", "not-sent"], default=None,
                          help="only without Email Activity: what the SendGrid app's Activity feed shows")
     resolve.set_defaults(func=_campaigns_resolve)
+
+    export = sub.add_parser("export", help="write one member list to $ALUMNI_HOME/exports/<today>/ as CSV and XLSX")
+    export.add_argument("list", help="ambassadors, volunteer_candidates, at_risk, dues_due or interest_audiences")
+    export.add_argument("--segment", default=None, help="only this life-stage segment (e.g. young_alumni)")
+    export.add_argument("--topic", default=None, help="interest_audiences only: this topic's audience")
+    export.set_defaults(func=_export)
 
     bench = sub.add_parser("bench", help="the benchmark ladder; writes benchmarks/results/<date>.md")
     bench.add_argument("--sizes", default="10000,100000,1000000", help="member counts, comma-separated")

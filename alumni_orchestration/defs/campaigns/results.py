@@ -17,6 +17,7 @@ from alumni_orchestration.campaigns.results import Costs, against_truth, campaig
 from alumni_orchestration.defs.campaigns.assets import SENDS
 from alumni_orchestration.defs.campaigns.resources import deployment_send_mode
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
+from alumni_orchestration.defs.workbench.campaign_summary import campaign_summary_metadata
 from alumni_orchestration.partitions import daily_partitions
 from alumni_orchestration.scoring.plots import markdown_image
 from alumni_orchestration.warehouse import WAREHOUSE_POOL, table_exists
@@ -180,6 +181,8 @@ def campaign_results_asset(context: dg.AssetExecutionContext, config: CampaignRe
     if len(results.dropna(subset=["uplift"])):
         metadata["uplift_by_campaign"] = dg.MetadataValue.md(markdown_image(uplift_plot_png(results, truth), "uplift"))
     context.log.info(f"campaign results: {len(results)} rows")
+    metadata = {**campaign_summary_metadata(warehouse, results, config.outcome_window_days,
+                                            config.acquire_member_eur), **metadata}
     return dg.MaterializeResult(metadata=metadata)
 
 

@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 
 from alumni_orchestration.defs.scoring.resources import ScoringResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
+from alumni_orchestration.defs.workbench.trends import score_trend_metadata
 from alumni_orchestration.partitions import daily_partitions, run_as_of
 from alumni_orchestration.scoring.dues_model import fit_dues_model, require_two_cycles, training_data_hash
 from alumni_orchestration.scoring.features import complete_cycles, point_in_time_features, training_set
@@ -219,6 +220,7 @@ def member_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     plot = markdown_image(distribution_by_segment_png(out, "engagement_score", "Engagement score by segment"), "engagement")
     context.log.info(f"scored {len(out)} current members; {int(out.is_ambassador.sum())} ambassadors")
     return dg.MaterializeResult(metadata={
+        **score_trend_metadata(warehouse, out),
         "dagster/row_count": len(out),
         "as_of": str(as_of),
         "ambassadors": int(out.is_ambassador.sum()),
