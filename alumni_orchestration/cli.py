@@ -1,4 +1,4 @@
-"""The `alumni` command: generate, sandbox, webhook, init, check, demo, campaigns resolve, bench."""
+"""The `alumni` command: generate, sandbox, webhook, init, check, demo, campaigns resolve, privacy, bench."""
 
 from __future__ import annotations
 
@@ -80,6 +80,35 @@ def _campaigns_resolve(args: argparse.Namespace) -> int:
     return 0 if resolution.settled else 1
 
 
+def _privacy_erase(args: argparse.Namespace) -> int:
+    from alumni_orchestration import settings
+    from alumni_orchestration.privacy.erase import UnknownMemberError, erase_member
+
+    try:
+        report = erase_member(settings.warehouse_path(), settings.alumni_home(), settings.webhook_landing_dir(),
+                              args.member, requested_by=args.requested_by, reference=args.reference)
+    except UnknownMemberError as exc:
+        print(f"alumni privacy erase: {exc}", file=sys.stderr)
+        return 2
+    print(report.text() if report.member_found else f"member {args.member} was already erased")
+    return 0
+
+
+def _privacy_export(args: argparse.Namespace) -> int:
+    from alumni_orchestration import settings
+    from alumni_orchestration.privacy.access import export_member
+    from alumni_orchestration.privacy.erase import UnknownMemberError
+
+    try:
+        out = export_member(settings.warehouse_path(), settings.alumni_home(), settings.webhook_landing_dir(),
+                            args.member, Path(args.out) if args.out else None)
+    except UnknownMemberError as exc:
+        print(f"alumni privacy export: {exc}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alumni", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--assume", choices=["sent", "not-sent"], default=None,
                          help="only without Email Activity: what the SendGrid app's Activity feed shows")
     resolve.set_defaults(func=_campaigns_resolve)
+
+    privacy = sub.add_parser("privacy", help="members' rights: erasure and access (see the README's Privacy section)")
+    privacy_sub = privacy.add_subparsers(dest="privacy_command", required=True)
+    erase = privacy_sub.add_parser("erase", help="remove or anonymise a member in every store, keep a hashed "
+                                   "suppression and an audit row (stop the Dagster runs that write the warehouse)")
+    erase.add_argument("--member", type=int, required=True, help="the member id (raw.members.member_id)")
+    erase.add_argument("--requested-by", default=os.environ.get("USER", "unknown"),
+                       help="who asked (recorded in privacy.erasure_log); default: $USER")
+    erase.add_argument("--reference", default=None, help="the request's reference (no personal data)")
+    erase.set_defaults(func=_privacy_erase)
+    export = privacy_sub.add_parser("export", help="write every stored datum about a member to one JSON file")
+    export.add_argument("--member", type=int, required=True)
+    export.add_argument("--out", default=None,
+                        help="default: $ALUMNI_HOME/exports/privacy/access-member-ID.json (erased with the member)")
+    export.set_defaults(func=_privacy_export)
 
     bench = sub.add_parser("bench", help="the benchmark ladder; writes benchmarks/results/<date>.md")
     bench.add_argument("--sizes", default="10000,100000,1000000", help="member counts, comma-separated")
