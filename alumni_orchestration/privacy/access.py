@@ -17,7 +17,7 @@ import orjson
 from alumni_orchestration.privacy import file_stores
 from alumni_orchestration.privacy.erase import UnknownMemberError
 from alumni_orchestration.privacy.subject import PRIVACY_SCHEMA, Subject, find_subject
-from alumni_orchestration.privacy.warehouse_stores import base_tables, select_rows
+from alumni_orchestration.privacy.warehouse_stores import relations, select_rows
 from alumni_orchestration.warehouse import connect
 from alumni_orchestration.webhook.landing import Landing
 
@@ -77,7 +77,7 @@ def collect_member_data(warehouse_path: str | Path, home: Path, landing: Path, m
         if subject is None:
             raise UnknownMemberError(f"member {member_id} is not in raw.members")
         sections: dict[str, dict[str, list[dict]]] = {}
-        for schema, table in base_tables(conn):
+        for schema, table in relations(conn):
             if schema == PRIVACY_SCHEMA:
                 continue
             qualified = f"{schema}.{table}"
@@ -90,6 +90,7 @@ def collect_member_data(warehouse_path: str | Path, home: Path, landing: Path, m
         document[section] = sections.get(section, {})
     document["webhook_events"] = _landing_events(landing, subject)
     document["files"] = _file_mentions(home, subject)
+    document["model_rows"] = file_stores.model_rows(home / "models", subject)
     return document
 
 

@@ -219,31 +219,42 @@ def erase_logs(home: Path, subject: Subject) -> Counter:
     return counts
 
 
-def _scrub_frames(value: Any, subject: Subject) -> tuple[Any, int]:
-    """Drop the member's rows from every DataFrame a saved object holds (validation predictions, ...)."""
+def _scrub_frames(value: Any, subject: Subject, found: list[dict] | None = None) -> tuple[Any, int]:
+    """Drop the member's rows from every DataFrame a saved object holds (validation predictions, ...);
+    the dropped rows are added to `found` when given."""
     if isinstance(value, pd.DataFrame):
-        from alumni_orchestration.privacy.subject import row_condition
-
-        where, _ = row_condition(list(value.columns), subject)
-        if where is None or "member_id" not in value.columns:
+        if "member_id" not in value.columns:
             return value, 0
         mask = value["member_id"].astype(str).isin(subject.id_texts())
+        if found is not None:
+            found += value[mask].astype(object).to_dict("records")
         return value[~mask], int(mask.sum())
     if isinstance(value, dict):
         removed = 0
         for key in list(value):
-            value[key], n = _scrub_frames(value[key], subject)
+            value[key], n = _scrub_frames(value[key], subject, found)
             removed += n
         return value, removed
     if hasattr(value, "__dataclass_fields__"):
         removed = 0
         for name in value.__dataclass_fields__:
-            new, n = _scrub_frames(getattr(value, name), subject)
+            new, n = _scrub_frames(getattr(value, name), subject, found)
             if n:
                 object.__setattr__(value, name, new)
                 removed += n
         return value, removed
     return value, 0
+
+
+def model_rows(model_dir: Path, subject: Subject) -> dict[str, list[dict]]:
+    """The member's rows in each saved model (read only), by file relative to `model_dir`."""
+    out: dict[str, list[dict]] = {}
+    for path in _files(model_dir, (".joblib",)):
+        found: list[dict] = []
+        _scrub_frames(joblib.load(path), subject, found)
+        if found:
+            out[str(path.relative_to(model_dir))] = found
+    return out
 
 
 def erase_models(model_dir: Path, subject: Subject) -> Counter:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import duckdb
 
-from alumni_orchestration.privacy.file_stores import mentions
+from alumni_orchestration.privacy.file_stores import mentions, model_rows
 from alumni_orchestration.privacy.subject import PRIVACY_SCHEMA, Subject, erased_subject
-from alumni_orchestration.privacy.warehouse_stores import base_tables, columns_of, count_rows
+from alumni_orchestration.privacy.warehouse_stores import base_tables, columns_of, count_rows, relations
 
 
 def erased_traces(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
@@ -29,10 +29,9 @@ def scan_warehouse(conn: duckdb.DuckDBPyConnection, subject: Subject) -> dict[st
     column, or quote one of their emails or their full name in any text column."""
     needles = subject.needles()
     found: dict[str, int] = {}
-    relations = conn.execute("""select table_schema, table_name from information_schema.tables
-                                where table_catalog = current_database() and table_schema <> ?""",
-                             [PRIVACY_SCHEMA]).fetchall()
-    for schema, table in relations:
+    for schema, table in relations(conn):
+        if schema == PRIVACY_SCHEMA:
+            continue
         columns = columns_of(conn, schema, table)
         parts = [f"cast(\"{c}\" as varchar) in (select unnest($ids))" for c, _, _ in columns
                  if c.lower() == "member_id" or c.lower().endswith("_member_id")]
@@ -68,3 +67,8 @@ def scan_files(root: Path, subject: Subject) -> list[str]:
                                                and mentions(data.decode("utf-8", "replace"), subject)):
             hits.append(str(path.relative_to(root)))
     return hits
+
+
+def scan_models(model_dir: Path, subject: Subject) -> list[str]:
+    """Saved models holding rows of the member (by member id)."""
+    return sorted(model_rows(model_dir, subject))

@@ -40,6 +40,12 @@ def base_tables(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
                            order by 1, 2""").fetchall()
 
 
+def relations(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """Tables and views: what a reader (an access request, a scan) sees."""
+    return conn.execute("""select table_schema, table_name from information_schema.tables
+                           where table_catalog = current_database() order by 1, 2""").fetchall()
+
+
 def columns_of(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple[str, str, bool]]:
     """(name, type, nullable) of each column."""
     rows = conn.execute("""select column_name, data_type, is_nullable = 'YES' from information_schema.columns

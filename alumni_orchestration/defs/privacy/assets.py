@@ -24,6 +24,7 @@ from alumni_orchestration.privacy.retention import (
     write_flags,
 )
 from alumni_orchestration.privacy.scan import erased_traces
+from alumni_orchestration.privacy.warehouse_stores import compact_warehouse
 from alumni_orchestration.privacy.subject import ERASED_MEMBERS, ERASURE_LOG, ensure_privacy_tables
 from alumni_orchestration.warehouse import QUARANTINE_TABLE, WAREHOUSE_POOL
 
@@ -57,7 +58,7 @@ class ErasureConfig(dg.Config):
     request_reference: str = Field(default="", description="the request's ticket or letter reference (no personal data)")
 
 
-@dg.op(pool=WAREHOUSE_POOL, description="Erase one member everywhere (privacy/erase.py), record the suppression and audit.")
+@dg.op(pool=WAREHOUSE_POOL, out={}, description="Erase one member everywhere (privacy/erase.py), record the suppression and audit.")
 def erase_member_op(context: dg.OpExecutionContext, config: ErasureConfig, warehouse: WarehouseResource):
     report = erase_member(warehouse.path, settings.alumni_home(), settings.webhook_landing_dir(), config.member_id,
                           requested_by=config.requested_by, reference=config.request_reference or None)
@@ -89,6 +90,8 @@ def erasure_enforcement(context: dg.AssetExecutionContext, warehouse: WarehouseR
     with warehouse.write() as conn:
         counts = enforce_erasures(conn)
         traces = erased_traces(conn)
+    if counts:
+        compact_warehouse(warehouse.path)  # deleted rows leave no bytes behind
     yield dg.MaterializeResult(metadata={"rows_removed_again": sum(counts.values()),
                                          "by_table": dg.MetadataValue.json(dict(counts))})
     yield dg.AssetCheckResult(check_name="no_erased_member_traces", passed=not traces,
