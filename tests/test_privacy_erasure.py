@@ -12,7 +12,11 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
-from alumni_orchestration.defs.privacy.assets import erasure_enforcement, no_erased_member_in_source, privacy_erasure_job
+from alumni_orchestration.defs.privacy.assets import (
+    erasure_enforcement,
+    no_erased_member_in_source,
+    privacy_erasure_job,
+)
 from alumni_orchestration.ingest.membership import load_membership_snapshot
 from alumni_orchestration.privacy.access import export_member
 from alumni_orchestration.privacy.erase import erase_member
@@ -42,8 +46,8 @@ def world(template: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> W
 def _campaign_counts(world: World) -> dict[str, list[tuple]]:
     """What campaign results are built from, counted: ledger by arm and status, outbox by campaign, SendGrid
     events of campaigns by event, and the per-member outcomes query's flags summed."""
-    from alumni_orchestration.defs.campaigns.results import MEMBER_OUTCOMES, REENGAGEMENT_SIGNALS
     from alumni_orchestration.campaigns import ledger
+    from alumni_orchestration.defs.campaigns.results import MEMBER_OUTCOMES, REENGAGEMENT_SIGNALS
 
     with duckdb.connect(str(world.warehouse), read_only=True) as conn:
         outcomes = conn.execute(MEMBER_OUTCOMES, {"window": 30, "signals": list(REENGAGEMENT_SIGNALS),

@@ -68,19 +68,21 @@ def new_pseudonym() -> int:
     return -1 - secrets.randbelow(2**31 - 2)
 
 
-def _already_erased(conn: duckdb.DuckDBPyConnection, member_id: int) -> bool:
-    return member_id in erased_subject(conn).member_ids
+def new_pseudonyms(member_ids: frozenset[int]) -> dict[int, int]:
+    drawn: dict[int, int] = {}
+    while len(drawn) < len(member_ids):
+        drawn = dict(zip(sorted(member_ids), {new_pseudonym() for _ in member_ids}, strict=False))
+    return drawn
 
 
-def _record(conn: duckdb.DuckDBPyConnection, report: ErasureReport, subject: Subject, requested_by: str,
+def _record(conn: duckdb.DuckDBPyConnection, report: ErasureReport, subjects: list[Subject], requested_by: str,
             requested_at: dt.datetime, reference: str | None) -> None:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    [member_id] = subject.member_ids
-    hashes = sorted(subject.email_hashes) or [None]
-    conn.executemany(f"insert into {ERASED_MEMBERS} values (?, ?, ?, ?)",
-                     [[member_id, h, now, report.erasure_id] for h in hashes])
-    conn.execute(f"insert into {ERASURE_LOG} values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                 [report.erasure_id, requested_by, requested_at, now, reference,
+    rows = [[member_id, h, now, report.erasure_id] for subject in subjects for member_id in subject.member_ids
+            for h in (sorted(subject.email_hashes) or [None])]
+    conn.executemany(f"insert into {ERASED_MEMBERS} values (?, ?, ?, ?)", rows)
+    conn.execute(f"insert into {ERASURE_LOG} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 [report.erasure_id, requested_by, requested_at, now, reference, len(subjects),
                   json.dumps(report.by_store, sort_keys=True), report.rows_erased, report.rows_anonymised,
                   report.files_rewritten])
 
@@ -89,62 +91,64 @@ def erase_member(warehouse_path: str | Path, home: Path, landing: Path, member_i
                  reference: str | None = None, requested_at: dt.datetime | None = None,
                  skip: frozenset[str] = frozenset()) -> ErasureReport:
     """Remove or anonymise the member in every store (`skip` names stores left alone: tests only)."""
-    [report] = erase_members(warehouse_path, home, landing, [member_id], requested_by, reference, requested_at, skip)
-    return report
+    return erase_members(warehouse_path, home, landing, [member_id], requested_by, reference, requested_at, skip)
+
+
+def _subjects(conn: duckdb.DuckDBPyConnection, member_ids: list[int]) -> list[Subject]:
+    """The members to erase as the warehouse knows them; already erased ones are skipped, unknown ones refused."""
+    erased = erased_subject(conn).member_ids
+    subjects = []
+    for member_id in member_ids:
+        subject = find_subject(conn, member_id)
+        if subject is None and member_id not in erased:
+            raise UnknownMemberError(f"member {member_id} is not in raw.members")
+        if subject is not None:
+            subjects.append(subject)
+    return subjects
 
 
 def erase_members(warehouse_path: str | Path, home: Path, landing: Path, member_ids: list[int], requested_by: str,
                   reference: str | None = None, requested_at: dt.datetime | None = None,
-                  skip: frozenset[str] = frozenset()) -> list[ErasureReport]:
-    """One erasure (and audit row) per member, then one compaction of the warehouse."""
+                  skip: frozenset[str] = frozenset()) -> ErasureReport:
+    """One erasure of all these members (one pass over each store, one audit row, one compaction)."""
     unknown = set(skip) - set(STORE_NAMES)
     if unknown:
         raise ValueError(f"unknown stores: {sorted(unknown)}")
     requested_at = requested_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    reports = []
+    report = ErasureReport(uuid.uuid4().hex, member_found=False)
     with connect(warehouse_path) as conn:
         ensure_privacy_tables(conn)
-        for member_id in member_ids:
-            reports.append(_erase_one(conn, home, landing, member_id, requested_by, reference, requested_at, skip))
-    if any(r.member_found for r in reports):
-        compact_warehouse(warehouse_path)
-    return reports
-
-
-def _erase_one(conn: duckdb.DuckDBPyConnection, home: Path, landing: Path, member_id: int, requested_by: str,
-               reference: str | None, requested_at: dt.datetime, skip: frozenset[str]) -> ErasureReport:
-    report = ErasureReport(uuid.uuid4().hex, member_found=False)
-    subject = find_subject(conn, member_id)
-    if subject is None:
-        if _already_erased(conn, member_id):
+        subjects = _subjects(conn, member_ids)
+        if not subjects:
             return report
-        raise UnknownMemberError(f"member {member_id} is not in raw.members")
-    report.member_found = True
-    target = ErasureTarget(conn, home, landing, subject, new_pseudonym())
-    for store in STORES:  # files first: they need the emails and name the warehouse still holds
-        if not store.in_warehouse and store.name not in skip:
-            report.by_store[store.name] = dict(store.erase(target))
-    conn.execute("begin transaction")
-    try:
-        for store in STORES:
-            if store.in_warehouse and store.name not in skip:
+        report.member_found = True
+        subject = Subject(*(frozenset().union(*(getattr(s, f) for s in subjects))
+                            for f in ("member_ids", "email_hashes", "emails", "names")))
+        target = ErasureTarget(conn, home, landing, subject, new_pseudonyms(subject.member_ids))
+        for store in STORES:  # files first: they need the emails and names the warehouse still holds
+            if not store.in_warehouse and store.name not in skip:
                 report.by_store[store.name] = dict(store.erase(target))
-        _record(conn, report, subject, requested_by, requested_at, reference)
-        conn.execute("commit")
-    except BaseException:
-        conn.execute("rollback")
-        raise
+        conn.execute("begin transaction")
+        try:
+            for store in STORES:
+                if store.in_warehouse and store.name not in skip:
+                    report.by_store[store.name] = dict(store.erase(target))
+            _record(conn, report, subjects, requested_by, requested_at, reference)
+            conn.execute("commit")
+        except BaseException:
+            conn.execute("rollback")
+            raise
+    compact_warehouse(warehouse_path)
     return report
 
 
 def enforce_erasures(conn: duckdb.DuckDBPyConnection) -> Counter:
     """Remove again whatever a load brought back of members already erased (matched by id and email hash)."""
     ensure_privacy_tables(conn)
-    rows = conn.execute(f"select member_id, list(email_sha256) filter (email_sha256 is not null) "
-                        f"from {ERASED_MEMBERS} group by 1 order by 1").fetchall()
+    subject = erased_subject(conn)
     counts: Counter = Counter()
-    for member_id, hashes in rows:  # one pseudonym per member: ledger keys stay unique
-        subject = Subject(frozenset({int(member_id)}), frozenset(hashes or []))
-        for store in WAREHOUSE_STORES:
-            counts += erase_tables(conn, store, subject, new_pseudonym())
+    if not subject.member_ids:
+        return counts
+    for store in WAREHOUSE_STORES:
+        counts += erase_tables(conn, store, subject, new_pseudonyms(subject.member_ids))
     return counts

@@ -69,11 +69,16 @@ def _event_is_subject(event: Any, subject: Subject) -> bool:
     return mentions(json.dumps(event, default=str, ensure_ascii=False), subject)
 
 
-def _anonymised_event(event: dict, pseudonym: int) -> dict:
-    return {**{k: event[k] for k in KEPT_EVENT_FIELDS if k in event}, "member_id": str(pseudonym)}
+def _anonymised_event(event: dict, pseudonyms: dict[int, int]) -> dict:
+    """Only what campaign results count; the member id becomes the member's pseudonym (the first one for an
+    event matched by address alone)."""
+    member = str(event.get("member_id"))
+    pseudonym = pseudonyms.get(int(member)) if member.lstrip("-").isdigit() else None
+    return {**{k: event[k] for k in KEPT_EVENT_FIELDS if k in event},
+            "member_id": str(pseudonym if pseudonym is not None else next(iter(pseudonyms.values())))}
 
 
-def erase_landing(landing_dir: Path, subject: Subject, pseudonym: int) -> Counter:
+def erase_landing(landing_dir: Path, subject: Subject, pseudonyms: dict[int, int]) -> Counter:
     """Rewrite each day's batches without the member's events; a campaign's events stay, anonymised, so its
     delivered, open and click counts hold when the day is loaded again."""
     counts: Counter = Counter()
@@ -97,7 +102,7 @@ def erase_landing(landing_dir: Path, subject: Subject, pseudonym: int) -> Counte
                     continue
                 changed += 1
                 if isinstance(event, dict) and event.get("campaign_id"):
-                    kept.append(_anonymised_event(event, pseudonym))
+                    kept.append(_anonymised_event(event, pseudonyms))
             if changed:
                 landing.write_batch(day, name, orjson.dumps(kept))  # same name: a re-load replaces the day
                 counts["files_rewritten"] += 1

@@ -35,7 +35,7 @@ class ErasureTarget:
     home: Path
     landing: Path
     subject: Subject
-    pseudonym: int
+    pseudonyms: dict[int, int]  # member id -> its pseudonym in anonymised rows, never stored
 
     @property
     def exports(self) -> Path:
@@ -54,12 +54,12 @@ class Store:
 
 
 def _warehouse_store(name: str) -> Store:
-    return Store(name, True, lambda t: warehouse_stores.erase_tables(t.conn, name, t.subject, t.pseudonym))
+    return Store(name, True, lambda t: warehouse_stores.erase_tables(t.conn, name, t.subject, t.pseudonyms))
 
 
 STORES: tuple[Store, ...] = (
     *(_warehouse_store(name) for name in warehouse_stores.WAREHOUSE_STORES),
-    Store("landing", False, lambda t: file_stores.erase_landing(t.landing, t.subject, t.pseudonym)),
+    Store("landing", False, lambda t: file_stores.erase_landing(t.landing, t.subject, t.pseudonyms)),
     Store("exports", False, lambda t: file_stores.erase_folder(t.exports, t.subject)),
     Store("models", False, lambda t: file_stores.erase_models(t.models, t.subject)),
     Store("logs", False, lambda t: file_stores.erase_logs(t.home, t.subject)),

@@ -20,7 +20,7 @@ ERASURE_LOG = f"{PRIVACY_SCHEMA}.erasure_log"
 ERASED_MEMBERS_DDL = """member_id integer not null, email_sha256 varchar, erased_at timestamp not null,
     erasure_id varchar not null"""
 ERASURE_LOG_DDL = """erasure_id varchar primary key, requested_by varchar not null, requested_at timestamp not null,
-    completed_at timestamp not null, request_reference varchar, stores varchar not null, rows_erased bigint not null,
+    completed_at timestamp not null, request_reference varchar, members integer not null, stores varchar not null, rows_erased bigint not null,
     rows_anonymised bigint not null, files_rewritten bigint not null"""
 # Columns of free text that may quote a record (quarantine payloads, custom args, ledger details).
 FREE_TEXT_COLUMNS = ("payload", "custom_args", "detail", "html", "text", "subject")

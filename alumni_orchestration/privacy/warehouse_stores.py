@@ -73,13 +73,19 @@ def _blank(column: str, data_type: str, nullable: bool) -> str:
     return f"\"{column}\" = 'erased'" if data_type.upper().startswith("VARCHAR") else f'"{column}" = "{column}"'
 
 
-def _anonymise(conn: duckdb.DuckDBPyConnection, qualified: str, where: str, params: dict, pseudonym: int) -> int:
+def _anonymise(conn: duckdb.DuckDBPyConnection, qualified: str, where: str, params: dict,
+               pseudonyms: dict[int, int]) -> int:
+    """Each member's rows take that member's pseudonym (rows matched by address alone, the first one)."""
     schema, table = qualified.split(".")
+    fallback = next(iter(pseudonyms.values()))
+    conn.execute("create or replace temp table privacy_pseudonyms (member_id varchar, pseudonym bigint)")
+    conn.executemany("insert into privacy_pseudonyms values (?, ?)", [[str(m), p] for m, p in pseudonyms.items()])
     sets = []
     for column, data_type, nullable in columns_of(conn, schema, table):
         low = column.lower()
         if low == "member_id" or low.endswith("_member_id"):
-            sets.append(f'"{column}" = cast({pseudonym} as {data_type})')
+            sets.append(f'"{column}" = cast(coalesce((select p.pseudonym from privacy_pseudonyms p '
+                        f'where p.member_id = cast({qualified}."{column}" as varchar)), {fallback}) as {data_type})')
         elif ("email" in low and "status" not in low and "valid" not in low) or low.endswith(("first_name", "last_name")) \
                 or low in FREE_TEXT_COLUMNS or low in PERSONAL_COLUMNS:
             sets.append(_blank(column, data_type, nullable))
@@ -87,7 +93,8 @@ def _anonymise(conn: duckdb.DuckDBPyConnection, qualified: str, where: str, para
     return int(conn.execute(sql, used_params(sql, params)).fetchone()[0])
 
 
-def erase_tables(conn: duckdb.DuckDBPyConnection, store: str, subject: Subject, pseudonym: int) -> Counter:
+def erase_tables(conn: duckdb.DuckDBPyConnection, store: str, subject: Subject,
+                 pseudonyms: dict[int, int]) -> Counter:
     """Delete (or anonymise) the subject's rows in every table of one store. Counts by table and action."""
     counts: Counter = Counter()
     for qualified in tables_of_store(conn, store):
@@ -95,11 +102,11 @@ def erase_tables(conn: duckdb.DuckDBPyConnection, store: str, subject: Subject, 
         if where is None:
             continue
         if qualified in ANONYMISED_TABLES:
-            counts[f"anonymised:{qualified}"] += _anonymise(conn, qualified, where, params, pseudonym)
+            counts[f"anonymised:{qualified}"] += _anonymise(conn, qualified, where, params, pseudonyms)
             continue
         if qualified == CAMPAIGN_EVENTS[0]:
             counts[f"anonymised:{qualified}"] += _anonymise(
-                conn, qualified, f"{where} and {CAMPAIGN_EVENTS[1]}", params, pseudonym)
+                conn, qualified, f"{where} and {CAMPAIGN_EVENTS[1]}", params, pseudonyms)
         sql = f"delete from {qualified} where {where}"
         counts[f"erased:{qualified}"] += int(conn.execute(sql, used_params(sql, params)).fetchone()[0])
     return +counts

@@ -24,8 +24,8 @@ from alumni_orchestration.privacy.retention import (
     write_flags,
 )
 from alumni_orchestration.privacy.scan import erased_traces
-from alumni_orchestration.privacy.warehouse_stores import compact_warehouse
 from alumni_orchestration.privacy.subject import ERASED_MEMBERS, ERASURE_LOG, ensure_privacy_tables
+from alumni_orchestration.privacy.warehouse_stores import compact_warehouse
 from alumni_orchestration.warehouse import QUARANTINE_TABLE, WAREHOUSE_POOL
 
 GROUP = "privacy"
