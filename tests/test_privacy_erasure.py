@@ -171,3 +171,15 @@ def test_membership_load_quarantines_an_erased_member_without_quoting_them(world
     engine.dispose()
     assert in_raw == 0 and loads["members"].quarantined_by_reason.get("erased_member") == 1
     assert all(load.rows_read == load.rows_loaded + load.rows_quarantined for load in loads.values())
+
+
+def test_cli_exports_then_erases_and_the_erasure_removes_the_export(world: World, capsys) -> None:
+    from alumni_orchestration.cli import main
+
+    assert main(["privacy", "export", "--member", str(world.member_id)]) == 0
+    exported = Path(capsys.readouterr().out.strip())
+    assert exported.is_relative_to(world.home / "exports") and exported.exists()
+    assert main(["privacy", "erase", "--member", str(world.member_id), "--requested-by", "dpo"]) == 0
+    assert "rows erased" in capsys.readouterr().out
+    assert not exported.exists() and find_member(world) == {}
+    assert main(["privacy", "export", "--member", str(world.member_id)]) == 2
