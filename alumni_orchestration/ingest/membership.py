@@ -401,6 +401,7 @@ def validate_into_raw(conn: duckdb.DuckDBPyConnection, rules: TableRules, asset_
     """Split `_incoming_<table>` into raw.<table> and quarantine rows; returns the counts."""
     incoming = f"{RAW_SCHEMA}._incoming_{rules.name}"
     columns = [SOURCE_ROW, *source_columns(rules.name)]
+    ensure_privacy_tables(conn)  # the erased members' list, empty until an erasure
     conn.execute(f"""create or replace temp table text_rows as
         select row_number() over (order by {_source_order(SOURCE_ROW)}) as _row, * from {incoming}""")
     typed = ", ".join(f"{expr} as {col}" for col, expr in rules.typed.items())
@@ -447,7 +448,6 @@ def load_membership_snapshot(conn: duckdb.DuckDBPyConnection, engine: sa.Engine 
     loads = []
     conn.execute("begin transaction")
     try:
-        ensure_privacy_tables(conn)
         for table in LOAD_ORDER:
             copy_incoming(conn, engine, table, chunk_rows, read)
             loads.append(validate_into_raw(conn, RULES[table], asset_key=f"raw/{table}"))
