@@ -1,4 +1,4 @@
-"""The `alumni` command: generate, sandbox, webhook, init, check, demo, campaigns resolve, export, bench."""
+"""The `alumni` command: generate, sandbox, webhook, init, check, demo, campaigns resolve, export, privacy, bench."""
 
 from __future__ import annotations
 
@@ -99,6 +99,32 @@ def _export(args: argparse.Namespace) -> int:
         print(f"alumni export: {exc}", file=sys.stderr)
         return 2
     print(f"{rows} rows written to " + " and ".join(str(p) for p in paths))
+def _privacy_erase(args: argparse.Namespace) -> int:
+    from alumni_orchestration import settings
+    from alumni_orchestration.privacy.erase import UnknownMemberError, erase_member
+
+    try:
+        report = erase_member(settings.warehouse_path(), settings.alumni_home(), settings.webhook_landing_dir(),
+                              args.member, requested_by=args.requested_by, reference=args.reference)
+    except UnknownMemberError as exc:
+        print(f"alumni privacy erase: {exc}", file=sys.stderr)
+        return 2
+    print(report.text() if report.member_found else f"member {args.member} was already erased")
+    return 0
+
+
+def _privacy_export(args: argparse.Namespace) -> int:
+    from alumni_orchestration import settings
+    from alumni_orchestration.privacy.access import export_member
+    from alumni_orchestration.privacy.erase import UnknownMemberError
+
+    try:
+        out = export_member(settings.warehouse_path(), settings.alumni_home(), settings.webhook_landing_dir(),
+                            args.member, Path(args.out) if args.out else None)
+    except UnknownMemberError as exc:
+        print(f"alumni privacy export: {exc}", file=sys.stderr)
+        return 2
+    print(out)
     return 0
 
 
@@ -165,6 +191,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--segment", default=None, help="only this life-stage segment (e.g. young_alumni)")
     export.add_argument("--topic", default=None, help="interest_audiences only: this topic's audience")
     export.set_defaults(func=_export)
+    privacy = sub.add_parser("privacy", help="members' rights: erasure and access (see the README's Privacy section)")
+    privacy_sub = privacy.add_subparsers(dest="privacy_command", required=True)
+    erase = privacy_sub.add_parser("erase", help="remove or anonymise a member in every store, keep a hashed "
+                                   "suppression and an audit row (stop the Dagster runs that write the warehouse)")
+    erase.add_argument("--member", type=int, required=True, help="the member id (raw.members.member_id)")
+    erase.add_argument("--requested-by", default=os.environ.get("USER", "unknown"),
+                       help="who asked (recorded in privacy.erasure_log); default: $USER")
+    erase.add_argument("--reference", default=None, help="the request's reference (no personal data)")
+    erase.set_defaults(func=_privacy_erase)
+    access = privacy_sub.add_parser("export", help="write every stored datum about a member to one JSON file")
+    access.add_argument("--member", type=int, required=True)
+    access.add_argument("--out", default=None,
+                        help="default: $ALUMNI_HOME/exports/privacy/access-member-ID.json (erased with the member)")
+    access.set_defaults(func=_privacy_export)
 
     bench = sub.add_parser("bench", help="the benchmark ladder; writes benchmarks/results/<date>.md")
     bench.add_argument("--sizes", default="10000,100000,1000000", help="member counts, comma-separated")

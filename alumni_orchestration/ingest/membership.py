@@ -27,6 +27,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from alumni_orchestration.contracts.membership import MEMBERSHIP_TABLES
+from alumni_orchestration.privacy.subject import ERASED_MEMBERS, ensure_privacy_tables
 from alumni_orchestration.warehouse import RAW_SCHEMA, replace_quarantine
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -46,6 +47,13 @@ _OFFSET_TEXT = r"(Z|[+-]\d{2}(:?\d{2})?)"
 # and the Oui/Non of French exports. Anything else ('yes', '2') is not a consent: NULL and quarantined.
 TRUE_TEXTS = ("1", "true", "t", "oui")
 FALSE_TEXTS = ("0", "false", "f", "non")
+
+
+# A member erased at their request (privacy/erase.py) who is still in the source: quarantined, the record unquoted.
+ERASED_MEMBER = "erased_member"
+_ERASED_ID = f"t.member_id in (select member_id from {ERASED_MEMBERS})"
+_ERASED_EMAIL = (f"sha256(lower(trim(t.email))) in (select email_sha256 from {ERASED_MEMBERS}) "
+                 f"or sha256(lower(trim(t.secondary_email))) in (select email_sha256 from {ERASED_MEMBERS})")
 
 
 def _sql_list(values: tuple[str, ...]) -> str:
@@ -136,6 +144,7 @@ RULES: dict[str, TableRules] = {
             "updated_at": _timestamp("updated_at"),
         },
         row_rules=[
+            (ERASED_MEMBER, f"{_ERASED_ID} or {_ERASED_EMAIL}"),
             ("unknown_status", "t.status not in ('active', 'lapsed', 'left', 'deceased') or t.status is null"),
             ("duplicate_member_email",
              "t.email is not null and trim(t.email) <> '' and row_number() over "
@@ -161,6 +170,7 @@ RULES: dict[str, TableRules] = {
             "method": _code("method"),
         },
         row_rules=[
+            (ERASED_MEMBER, _ERASED_ID),
             ("unknown_member", f"t.member_id not in (select member_id from {VALID_MEMBERS})"),
             ("impossible_date",
              "t.paid_on > current_date + interval 1 day "
@@ -185,6 +195,7 @@ RULES: dict[str, TableRules] = {
         typed={"group_id": _integer("group_id"), "member_id": _integer("member_id"),
                "role": _code("role"), "joined_on": _date("joined_on"), "left_on": _date("left_on")},
         row_rules=[
+            (ERASED_MEMBER, _ERASED_ID),
             ("unknown_member", f"t.member_id not in (select member_id from {VALID_MEMBERS})"),
             ("unknown_group", f"t.group_id not in (select group_id from {RAW_SCHEMA}.groups)"),
             ("impossible_date", "t.joined_on > current_date or t.left_on < t.joined_on"),
@@ -207,6 +218,7 @@ RULES: dict[str, TableRules] = {
                "member_id": _integer("member_id"), "voted_at": _timestamp("voted_at"),
                "channel": _code("channel")},
         row_rules=[
+            (ERASED_MEMBER, _ERASED_ID),
             ("unknown_member", f"t.member_id not in (select member_id from {VALID_MEMBERS})"),
             ("unknown_assembly", f"t.assembly_id not in (select assembly_id from {RAW_SCHEMA}.general_assemblies)"),
             ("duplicate_vote", "row_number() over (partition by t.assembly_id, t.member_id order by t.vote_id) > 1"),
@@ -220,6 +232,7 @@ RULES: dict[str, TableRules] = {
         typed={"role_id": _integer("role_id"), "member_id": _integer("member_id"),
                "role": _code("role"), "started_on": _date("started_on"), "ended_on": _date("ended_on")},
         row_rules=[
+            (ERASED_MEMBER, _ERASED_ID),
             ("unknown_member", f"t.member_id not in (select member_id from {VALID_MEMBERS})"),
             ("impossible_date", "t.started_on > current_date or t.ended_on < t.started_on"),
         ],
@@ -377,10 +390,18 @@ def _judge_fields(conn: duckdb.DuckDBPyConnection, rules: TableRules) -> None:
         _judge(conn, unnested, scope="field")
 
 
+def _erased_record(rules: TableRules) -> str:
+    """A quarantined record of an erased member is never quoted, whatever its reason."""
+    if "member_id" not in rules.typed:
+        return "false"
+    return f"coalesce({_ERASED_ID}{' or ' + _ERASED_EMAIL if 'email' in rules.typed else ''}, false)"
+
+
 def validate_into_raw(conn: duckdb.DuckDBPyConnection, rules: TableRules, asset_key: str) -> TableLoad:
     """Split `_incoming_<table>` into raw.<table> and quarantine rows; returns the counts."""
     incoming = f"{RAW_SCHEMA}._incoming_{rules.name}"
     columns = [SOURCE_ROW, *source_columns(rules.name)]
+    ensure_privacy_tables(conn)  # the erased members' list, empty until an erasure
     conn.execute(f"""create or replace temp table text_rows as
         select row_number() over (order by {_source_order(SOURCE_ROW)}) as _row, * from {incoming}""")
     typed = ", ".join(f"{expr} as {col}" for col, expr in rules.typed.items())
@@ -400,11 +421,12 @@ def validate_into_raw(conn: duckdb.DuckDBPyConnection, rules: TableRules, asset_
     quarantine = conn.execute(f"""
         select 'membership.{rules.name}' as source, cast({rules.record_key} as varchar) as record_key,
                v._reason as reason, v.scope,
-               left(case when v._detail is null then to_json({{{record}}})
+               left(case when {_erased_record(rules)} then null
+                         when v._detail is null then to_json({{{record}}})
                          when starts_with(v._reason, 'mapping:')
                          then to_json({{'mapping_error': json(v._detail), {record}}})
                          else to_json({{'kept_source_row': v._detail, {record}}}) end::varchar, 4000) as payload
-        from verdicts v join text_rows i using (_row)
+        from verdicts v join text_rows i using (_row) join typed_rows t using (_row)
         order by v.scope desc, i._row, v._reason""").df()
     replace_quarantine(conn, asset_key, "", quarantine)
     rows_read = conn.execute(f"select count(*) from {incoming}").fetchone()[0]

@@ -26,6 +26,7 @@ from alumni_orchestration.campaigns.waves import (
 from alumni_orchestration.defs.campaigns.resources import EmailSenderResource
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.partitions import daily_partitions
+from alumni_orchestration.privacy.subject import erased_suppressions_sql
 from alumni_orchestration.warehouse import WAREHOUSE_POOL, table_exists
 
 SCHEMA = "campaigns"
@@ -123,10 +124,11 @@ def earlier_sends(conn, campaign: Campaign, as_of: dt.date, moment: dt.datetime,
 
 
 def member_facts(conn, as_of: dt.date) -> pd.DataFrame:
-    """Status, consent, a deliverable address, SendGrid suppressions and dues standing, per member."""
-    return conn.execute("""
+    """Status, consent, a deliverable address, SendGrid suppressions (and erased members) and dues standing."""
+    return conn.execute(f"""
         with suppressed as (
             select distinct email from staging.stg_sendgrid__suppressions where email is not null
+            {erased_suppressions_sql(conn)}
         ),
         standing as (
             select member_id, paid_current_cycle from scoring.member_score_history where as_of = ?
