@@ -7,8 +7,9 @@ a background sample of members as the reference (interventional Shapley). Each s
 the groups one by one and credits each with the change in the predicted probability, so the
 contributions of a member always sum exactly to `p(member) - base`, where `base` is the mean
 prediction over the background: the reasons are faithful by construction, whatever the model. Only the
-split of that sum between groups is estimated (antithetic permutation pairs keep its variance low; on a
-linear model it is exact, which a test checks).
+split of that sum between groups is estimated (one antithetic pair of permutations against 8 background
+members by default: 2 x 13 predictions of 8 rows per member, about 0.1 s per member for a calibrated
+gradient-boosting model on one thread; on a linear model the split is exact, which a test checks).
 
 Engagement. engagement_raw is a weighted mean of the modes (each ln(1 + value) over its mean, see
 dbt_project.yml), so each mode's term `weight * scaled / denominator` is its exact contribution; the top
@@ -52,7 +53,7 @@ def feature_groups(columns: list[str]) -> dict[str, list[int]]:
 
 
 def shapley_contributions(predict: Predict, x: np.ndarray, groups: dict[str, list[int]], background: np.ndarray,
-                          permutations: int = 4, seed: int = 0) -> tuple[float, pd.DataFrame]:
+                          permutations: int = 2, seed: int = 0) -> tuple[float, pd.DataFrame]:
     """(base, contributions: members x groups). predict maps rows to scores; background: reference rows.
 
     For each permutation (in antithetic pairs: an order and its reverse), each member's features start as a
@@ -81,7 +82,7 @@ def shapley_contributions(predict: Predict, x: np.ndarray, groups: dict[str, lis
     return base, pd.DataFrame(contributions, columns=names)
 
 
-def background_sample(x: np.ndarray, size: int = 12, seed: int = 0) -> np.ndarray:
+def background_sample(x: np.ndarray, size: int = 8, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return x[rng.choice(len(x), size=min(size, len(x)), replace=False)]
 

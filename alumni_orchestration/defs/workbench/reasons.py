@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import joblib
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from alumni_orchestration.defs.scoring.assets import MARTS, MEMBERS_QUERY, MODEL, SCORES, latest_model
 from alumni_orchestration.defs.scoring.resources import ScoringResource
@@ -96,7 +97,8 @@ def score_reasons(data: dict[str, pd.DataFrame], saved: dict, seed: int) -> pd.D
 def member_score_reasons(context: dg.AssetExecutionContext, warehouse: WarehouseResource, scoring: ScoringResource):
     data = _read(warehouse)
     version = str(data["propensity"].model_version.iloc[0]) if len(data["propensity"]) else ""
-    reasons = score_reasons(data, model_of_version(scoring.model_dir, version), scoring.seed)
+    with threadpool_limits(limits=scoring.predict_threads):  # many small predictions: threads only contend
+        reasons = score_reasons(data, model_of_version(scoring.model_dir, version), scoring.seed)
     with warehouse.write() as conn:
         conn.execute("create schema if not exists scoring")
         conn.register("new_reasons", reasons)
