@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -99,3 +100,27 @@ def test_campaign_rows_are_anonymised_and_the_file_keeps_no_deleted_bytes(tmp_pa
     assert EMAIL.encode() not in path.read_bytes()
     with duckdb.connect(str(path), read_only=True) as conn:
         assert conn.execute("select count(*) from raw.members").fetchone()[0] == 1
+
+
+def test_an_erased_address_is_suppressed_in_campaign_audiences(tmp_path: Path) -> None:
+    """member_facts (defs/campaigns/assets.py) marks as suppressed a member whose id or address was erased."""
+    from alumni_orchestration.defs.campaigns.assets import member_facts
+    from alumni_orchestration.privacy.subject import ensure_privacy_tables
+
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
+        conn.execute("create schema staging; create schema marts; create schema scoring")
+        conn.execute("create table staging.stg_sendgrid__suppressions (email varchar)")
+        conn.execute("create table staging.stg_membership__members as select * from (values "
+                     f"(1, '{EMAIL.lower()}', 'active', true, 'valid'), (2, 'x@example.org', 'active', true, 'valid'),"
+                     " (3, 'y@example.org', 'active', true, 'valid')) "
+                     "t(member_id, email, status, consent_email, email_status)")
+        conn.execute("create table marts.member_profile (member_id integer, paid_current_cycle boolean)")
+        conn.execute("create table scoring.member_score_history (member_id integer, as_of date, "
+                     "paid_current_cycle boolean)")
+        before = member_facts(conn, dt.date(2026, 11, 22))
+        ensure_privacy_tables(conn)
+        conn.execute("insert into privacy.erased_members values (42, ?, now(), 'e1'), (3, null, now(), 'e2')",
+                     [email_sha256(EMAIL)])
+        after = member_facts(conn, dt.date(2026, 11, 22))
+    assert not before.suppressed.any()
+    assert dict(zip(after.member_id, after.suppressed, strict=True)) == {1: True, 2: False, 3: True}

@@ -20,7 +20,8 @@ import joblib
 import orjson
 import pandas as pd
 
-from alumni_orchestration.privacy.subject import Subject, email_sha256
+from alumni_orchestration.privacy.subject import Subject, email_sha256, row_condition
+from alumni_orchestration.privacy.warehouse_stores import used_params
 from alumni_orchestration.webhook.landing import Landing
 
 EMAIL_IN_TEXT = re.compile(r"[^\s\"',;<>:()\[\]{}]+@[^\s\"',;<>()\[\]{}]+")
@@ -151,9 +152,6 @@ def _rewrite_lines(path: Path, subject: Subject) -> int:
 
 
 def _rewrite_parquet(path: Path, subject: Subject) -> int:
-    from alumni_orchestration.privacy.subject import row_condition
-    from alumni_orchestration.privacy.warehouse_stores import used_params
-
     frame = pd.read_parquet(path)
     where, params = row_condition(list(frame.columns), subject)
     if where is None:
@@ -201,9 +199,11 @@ def _files(root: Path, suffixes: tuple[str, ...] | None = None) -> Iterator[Path
             yield path
 
 
-def erase_folder(root: Path, subject: Subject) -> Counter:
+def erase_folder(root: Path, subject: Subject, skip_suffixes: tuple[str, ...] = ()) -> Counter:
     counts: Counter = Counter()
     for path in _files(root):
+        if path.suffix in skip_suffixes:
+            continue
         removed = erase_file(path, subject)
         if removed:
             counts["files_rewritten"] += 1
@@ -274,17 +274,5 @@ def erase_models(model_dir: Path, subject: Subject) -> Counter:
             os.replace(tmp, path)
             counts["files_rewritten"] += 1
             counts["rows"] += removed
-    counts += erase_folder_except(model_dir, subject, (".joblib",))
-    return counts
-
-
-def erase_folder_except(root: Path, subject: Subject, skip: tuple[str, ...]) -> Counter:
-    counts: Counter = Counter()
-    for path in _files(root):
-        if path.suffix in skip:
-            continue
-        removed = erase_file(path, subject)
-        if removed:
-            counts["files_rewritten"] += 1
-            counts["records"] += removed
+    counts += erase_folder(model_dir, subject, skip_suffixes=(".joblib",))
     return counts

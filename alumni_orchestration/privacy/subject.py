@@ -119,17 +119,17 @@ def row_condition(columns: list[str], subject: Subject) -> tuple[str | None, dic
     emails = [c for c, low in zip(columns, lowered, strict=True) if "email" in low and "status" not in low
               and "valid" not in low]
     texts = [c for c, low in zip(columns, lowered, strict=True) if low in FREE_TEXT_COLUMNS]
-    parts = [f"list_contains($ids, cast({c} as varchar))" for c in ids]
-    parts += [_email_match(c) for c in emails]
-    parts += [_text_match(c) for c in texts]
+    parts = [f'list_contains($ids, cast("{c}" as varchar))' for c in ids]
+    parts += [_email_match(f'"{c}"') for c in emails]
+    parts += [_text_match(f'"{c}"') for c in texts]
     params: dict = {"ids": subject.id_texts(), "hashes": sorted(subject.email_hashes)}
     pairs = [(c, columns[lowered.index(c.lower().replace("first_name", "last_name"))])
              for c, low in zip(columns, lowered, strict=True)
              if low.endswith("first_name") and low.replace("first_name", "last_name") in lowered]
     if subject.names and pairs:
-        no_email = " and ".join(f"{c} is null" for c in emails) or "true"
+        no_email = " and ".join(f'"{c}" is null' for c in emails) or "true"
         names = [f"{f}|{last}" for f, last in sorted(subject.names)]
-        parts += [f"(({no_email}) and list_contains($names, lower(trim({f})) || '|' || lower(trim({last}))))"
+        parts += [f"(({no_email}) and list_contains($names, lower(trim(\"{f}\")) || '|' || lower(trim(\"{last}\"))))"
                   for f, last in pairs]
         params["names"] = names
     if not parts:

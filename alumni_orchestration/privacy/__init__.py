@@ -1,0 +1,1 @@
+"""Members' privacy rights: erasure, access export and retention, over the warehouse and the files (pure)."""
