@@ -142,3 +142,61 @@ def test_the_demo_shows_progress_in_under_200_lines_and_its_sensors_launch_the_w
         waves = instance.get_runs(dg.RunsFilter(job_name="campaign_job"))
         assert all(wave.tags.get("dagster/sensor_name") for wave in waves)
         assert len(instance.get_runs(dg.RunsFilter(job_name="alumni_main"))) == 1
+
+
+TOY_DEFS = '''
+import dagster as dg
+
+@dg.op
+def hello(context):
+    context.log.info("hello")
+
+@dg.job
+def toy_job():
+    hello()
+
+@dg.sensor(job=toy_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.STOPPED)
+def toy_sensor(context):
+    if context.cursor:
+        return dg.SkipReason("already requested")
+    context.update_cursor("requested")
+    return dg.RunRequest(run_key="toy-1")
+
+defs = dg.Definitions(jobs=[toy_job], sensors=[toy_sensor])
+'''
+
+
+def test_the_stack_ticks_sensors_through_the_daemon_and_runs_what_they_request(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's Dagster (code server and daemon) on a toy code location: a sensor turned on is ticked by the
+    daemon, with its cursor; the run it requests is launched by the daemon, tagged with the sensor; a run
+    submitted is launched too. Both are followed to their end."""
+    import os
+
+    from alumni_orchestration.harness.demo import INSTANCE_YAML
+    from alumni_orchestration.harness.stack import DagsterStack
+
+    (tmp_path / "toy_defs.py").write_text(TOY_DEFS)
+    home = tmp_path / "home"
+    (home / "dagster").mkdir(parents=True)
+    (home / "dagster" / "dagster.yaml").write_text(INSTANCE_YAML)
+    root = Path(__file__).resolve().parents[1]
+    env = {"DAGSTER_HOME": str(home / "dagster"), "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)]),
+           "DAGSTER_TELEMETRY_ENABLED": "false"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    console, out = _console(tmp_path)
+    (tmp_path / "logs").mkdir(exist_ok=True)
+    with DagsterStack(home, tmp_path / "logs", env, module="toy_defs", location="toy") as stack:
+        [(name, tick)] = stack.first_ticks(["toy_sensor"], timeout=300).items()
+        assert name == "toy_sensor" and tick.cursor == "requested" and len(tick.run_ids) == 1
+        launched = follow_run(stack.instance, tick.run_ids[0], "toy wave", console, poll=0.2)
+        submitted = follow_run(stack.instance, stack.submit("toy_job", {"alumni/test": "yes"}), "toy", console,
+                               poll=0.2)
+        runs = {run.run_id: run for run in stack.instance.get_runs()}
+    assert launched.success and submitted.success
+    assert runs[launched.run_id].tags["dagster/sensor_name"] == "toy_sensor"
+    assert runs[launched.run_id].tags["dagster/run_key"] == "toy-1"
+    assert runs[submitted.run_id].tags["alumni/test"] == "yes"
+    assert runs[submitted.run_id].remote_job_origin is not None  # a run of the code location, on the timeline
+    assert "toy wave: 1 steps" in out.getvalue()

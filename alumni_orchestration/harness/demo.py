@@ -139,13 +139,9 @@ def failure_message(label: str, outcome: RunOutcome, console: Console) -> str:
 
 def tick_campaign_sensors(stack: DagsterStack, console: Console) -> dict[str, int]:
     """Turn the campaign sensors on and wait for the daemon's first tick of each; follow the waves they launch."""
-    since = time.time() - 1
-    ids = stack.start_sensors(list(CAMPAIGN_SENSORS))
     console.say(f"Campaign sensors on: {', '.join(CAMPAIGN_SENSORS)}; waiting for the daemon's first ticks ...")
     run_ids: list[str] = []
-    for name, (origin_id, selector_id) in ids.items():
-        tick = stack.wait(f"the first tick of {name}", lambda o=origin_id, s=selector_id: stack.finished_tick(
-            o, s, since), SENSOR_TICK_TIMEOUT)
+    for name, tick in stack.first_ticks(list(CAMPAIGN_SENSORS), SENSOR_TICK_TIMEOUT).items():
         what = (f"{len(tick.run_ids)} wave run(s) requested" if tick.run_ids
                 else tick.skip_reason or (tick.error.message.strip().splitlines()[0] if tick.error else "no request"))
         console.say(f"  {name}: tick {tick.status.value.lower()}, cursor {tick.cursor or '-'}: {what}")
@@ -156,7 +152,7 @@ def tick_campaign_sensors(stack: DagsterStack, console: Console) -> dict[str, in
         outcome = follow_run(stack.instance, run_id, label, console)
         if not outcome.success:
             raise DemoFailed(failure_message(label, outcome, console))
-        console.say(f"{label}: sent")
+        console.say(f"{label}: succeeded")
     return {"waves": len(run_ids)}
 
 

@@ -20,8 +20,8 @@ import yaml
 
 from alumni_orchestration.harness.ports import free_port, wait_until_own_port
 
-# The name the code location is registered under, here as in workspace.yaml (where it is the module's).
-LOCATION = "alumni_orchestration.definitions"
+# The code location, registered under the name workspace.yaml gives it (the module's).
+MODULE = LOCATION = "alumni_orchestration.definitions"
 BIN = Path(sys.executable).parent
 
 
@@ -29,8 +29,9 @@ class DagsterStack:
     """The code server and the daemon as children of the demo (each in a session of its own, with its log under
     `logs`), and a workspace on the code server to submit runs and turn sensors on."""
 
-    def __init__(self, home: Path, logs: Path, env: dict[str, str]) -> None:
-        self.home, self.logs, self.env = home, logs, env
+    def __init__(self, home: Path, logs: Path, env: dict[str, str], module: str = MODULE,
+                 location: str = LOCATION) -> None:
+        self.home, self.logs, self.env, self.module, self.location = home, logs, env, module, location
         self.port = free_port()
         self.workspace_file = home / "dagster" / "daemon_workspace.yaml"
         self.processes: list[subprocess.Popen] = []
@@ -49,17 +50,17 @@ class DagsterStack:
         from dagster._core.workspace.load_target import GrpcServerTarget
 
         self.workspace_file.write_text(yaml.safe_dump({"load_from": [{"grpc_server": {
-            "host": "127.0.0.1", "port": self.port, "location_name": LOCATION}}]}))
+            "host": "127.0.0.1", "port": self.port, "location_name": self.location}}]}))
         server = self._start("code-server", [
-            str(BIN / "dagster"), "code-server", "start", "-m", "alumni_orchestration.definitions", "-h", "127.0.0.1",
-            "-p", str(self.port), "--location-name", LOCATION])
+            str(BIN / "dagster"), "code-server", "start", "-m", self.module, "-h", "127.0.0.1",
+            "-p", str(self.port), "--location-name", self.location])
         try:
             wait_until_own_port(self.port, server, "code server", self.logs / "code-server.log", timeout=300)
             self._start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(self.workspace_file)])
             self.instance = dg.DagsterInstance.get()
             self.workspace = WorkspaceProcessContext(self.instance, GrpcServerTarget(
-                host="127.0.0.1", port=self.port, socket=None, location_name=LOCATION))
-            error = self.workspace.create_request_context().get_code_location_error(LOCATION)
+                host="127.0.0.1", port=self.port, socket=None, location_name=self.location))
+            error = self.workspace.create_request_context().get_code_location_error(self.location)
             if error:
                 raise RuntimeError(f"the code location did not load: {error.message.strip().splitlines()[-1]}")
         except BaseException:
@@ -85,7 +86,7 @@ class DagsterStack:
 
     def _location(self):
         context = self.workspace.create_request_context()
-        location = context.get_code_location(LOCATION)
+        location = context.get_code_location(self.location)
         [repository] = location.get_repositories().values()
         return context, location, repository
 
@@ -96,7 +97,7 @@ class DagsterStack:
 
         context, location, repository = self._location()
         remote_job = location.get_job(JobSubsetSelector(
-            location_name=LOCATION, repository_name=repository.name, job_name=job_name, op_selection=None))
+            location_name=self.location, repository_name=repository.name, job_name=job_name, op_selection=None))
         plan = location.get_execution_plan(remote_job, {}, step_keys_to_execute=None, known_state=None,
                                            instance=self.instance)
         run = self.instance.create_run(
@@ -121,12 +122,20 @@ class DagsterStack:
             ids[name] = (sensor.get_remote_origin_id(), sensor.selector_id)
         return ids
 
-    def finished_tick(self, origin_id: str, selector_id: str, after: float):
-        """The sensor's latest tick since `after` (POSIX time), once it is done (success, skipped or failed)."""
+    def first_ticks(self, names: list[str], timeout: float) -> dict:
+        """Turn the sensors on and wait for the daemon's first finished tick of each (success, skipped or
+        failed); returns name -> tick (its status, cursor, skip reason or error, and the runs it launched)."""
         from dagster._core.scheduler.instigation import TickStatus
 
-        ticks = self.instance.get_ticks(origin_id, selector_id, after=after, limit=1)
-        return ticks[0] if ticks and ticks[0].status != TickStatus.STARTED else None
+        since = time.time() - 1
+        ids = self.start_sensors(names)
+
+        def finished(origin_id: str, selector_id: str):
+            ticks = self.instance.get_ticks(origin_id, selector_id, after=since, limit=1)
+            return ticks[0] if ticks and ticks[0].status != TickStatus.STARTED else None
+
+        return {name: self.wait(f"the first tick of {name}", lambda ids=ids[name]: finished(*ids), timeout)
+                for name in names}
 
     def wait(self, what: str, condition, timeout: float, poll: float = 1.0):
         """condition()'s first truthy value; TimeoutError naming `what` and the daemon's log."""
