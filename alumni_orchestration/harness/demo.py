@@ -133,8 +133,9 @@ def run_job(stack: DagsterStack, console: Console, job: str, tags: dict[str, str
 
 def failure_message(label: str, outcome: RunOutcome, console: Console) -> str:
     steps = "; ".join(f"step {step}: {error}" for step, error in outcome.failed_steps.items())
+    checks = " ".join(outcome.failed_checks)
     return (f"{label} {outcome.status} (run {outcome.run_id})" + (f" at {steps}" if steps else "")
-            + f". Full log: {console.log_path}")
+            + (f". {checks}" if checks else "") + f". Full log: {console.log_path}")
 
 
 def tick_campaign_sensors(stack: DagsterStack, console: Console) -> dict[str, int]:

@@ -46,6 +46,7 @@ class RunOutcome:
     steps_done: int = 0
     steps_total: int = 0
     failed_steps: dict[str, str] = field(default_factory=dict)  # step -> first line of its error
+    failed_checks: list[str] = field(default_factory=list)  # "Asset check 'x' on 'y' did not pass."
 
     @property
     def success(self) -> bool:
@@ -68,7 +69,9 @@ def _failure_text(event) -> str:
         return "failed"
     while error.cause is not None:
         error = error.cause
-    return (error.message.strip().splitlines() or [""])[0][:300]
+    lines = [line.strip() for line in error.message.strip().splitlines() if line.strip()] or [""]
+    text = f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+    return text[:300]
 
 
 def _plan_steps(instance, run) -> list[str]:
@@ -113,6 +116,8 @@ def follow_run(instance, run_id: str, label: str, console: Console, poll: float 
                     bar.step_started(event.step_key)
                 elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION and event.step_key in bar.running:
                     materialised[event.step_key] = materialised.get(event.step_key, 0) + 1
+                elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION and not event.event_specific_data.passed:
+                    outcome.failed_checks.append((entry.user_message or "").strip())
                 elif event.event_type in ends:
                     if event.event_type == DagsterEventType.STEP_FAILURE:
                         outcome.failed_steps[event.step_key] = _failure_text(event)
