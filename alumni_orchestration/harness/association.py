@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 
-def ensure_association(data: Path, members: int, years: int, seed: int, end_date: str) -> dict:
+def ensure_association(data: Path, members: int, years: int, seed: int, end_date: str,
+                       say: Callable[[str], None] = print) -> dict:
     """The manifest of the association in `data`, generated first unless its config is the one asked."""
     from alumni_orchestration.synthetic.generator import GeneratorConfig, generate_association
 
@@ -16,5 +18,5 @@ def ensure_association(data: Path, members: int, years: int, seed: int, end_date
         config = manifest["config"]
         if (config["members"], config["years"], config["seed"], config["end_date"]) == (members, years, seed, end_date):
             return manifest
-    print(f"Generating a {members}-member association ({years} years of history) in {data} ...", flush=True)
+    say(f"Generating a {members}-member association ({years} years of history) in {data} ...")
     return generate_association(data, GeneratorConfig(members=members, years=years, seed=seed, end_date=end_date))

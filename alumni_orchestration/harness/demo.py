@@ -4,19 +4,25 @@
 2. starts the API sandbox and the SendGrid webhook receiver as child processes, on ports it checked were
    free before anything else, and talks to each only once that port is listened on by its own child;
 3. lands the association's webhook history, day by day, as the receiver would have;
-4. runs the main job `alumni_main` over the whole history on the instance in $ALUMNI_HOME/dagster;
-5. closes the loop once, replaying the days since the association's last day (REPLAY_DAYS ago):
-   evaluates the campaign sensors on the next morning, runs the waves they request (sending to the
-   sandbox), runs the sandbox's clock through the sends and the recipients' reactions up to now, then
+4. starts Dagster as production runs it (a code server and the daemon, on the instance in
+   $ALUMNI_HOME/dagster) and submits the main job `alumni_main` over the whole history, as one run;
+5. closes the loop once, replaying the days since the association's last day (REPLAY_DAYS ago): turns the
+   campaign sensors on, and the daemon ticks them and launches the waves they request (sending to the
+   sandbox); runs the sandbox's clock through the sends and the recipients' reactions up to now, then
    backfills the campaign window with one run of `campaign_window_job` and prints `campaign_results`
    beside the generator's true uplift;
 6. serves the Dagster UI (`dagster dev`), unless --headless.
+
+The console shows each stage, and each run's progress with an ETA; every detail (each run's events, the
+children's output) goes to the log files under $ALUMNI_HOME/logs, whose path is printed first. A failed
+run stops the demo with its failed steps and the log's path, and a non-zero exit code.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import subprocess
 import sys
@@ -30,6 +36,7 @@ from alumni_orchestration import settings
 from alumni_orchestration.harness.association import ensure_association
 from alumni_orchestration.harness.landing_history import land_history
 from alumni_orchestration.harness.ports import PortError, ensure_free, wait_until_own_port
+from alumni_orchestration.harness.progress import Console, RunOutcome, follow_run
 from alumni_orchestration.harness.sandbox_clock import (
     SANDBOX_ENV,
     paris_time,
@@ -37,14 +44,20 @@ from alumni_orchestration.harness.sandbox_clock import (
     set_sandbox_clock,
     wait_for_webhook_delivery,
 )
-from alumni_orchestration.harness.waves import evaluate_campaign_sensors, run_waves
+from alumni_orchestration.harness.stack import DagsterStack
 
 # The demo's association ends this many days ago. Its campaigns go out the next morning, and the days
 # since are the campaign's window: the sandbox's recipients react through them, and the demo backfills it.
 REPLAY_DAYS = 8
+CAMPAIGN_SENSORS = ("reengagement_sensor", "dues_reminder_sensor")
+SENSOR_TICK_TIMEOUT = 300.0
 
 # The demo's Dagster instance: the recovery settings of the production one, on SQLite.
 INSTANCE_YAML = (Path(__file__).parents[1] / "deploy" / "demo_instance.yaml").read_text()
+
+
+class DemoFailed(RuntimeError):
+    """A stage of the demo failed: the message says which, and where the log is."""
 
 
 def demo_environment(home: Path, sandbox_port: int) -> dict[str, str]:
@@ -57,6 +70,10 @@ def demo_environment(home: Path, sandbox_port: int) -> dict[str, str]:
         "ALUMNI_GROUND_TRUTH": str(home / "demo" / "ground_truth"),
         # The simulated world's true campaign effects, for campaign_results' "simulated truth" beside each estimate.
         "ALUMNI_SIMULATED_TRUTH_DIR": str(home / "demo" / "simulated_truth"),
+        "DAGSTER_TELEMETRY_ENABLED": "false",
+        # One "planned" event per asset for a run over a range of partitions, not one per asset and day: on
+        # SQLite the latter (some 15,000 for the demo's 4 years) took most of an hour before the run started.
+        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
     }
     for key, value in SANDBOX_ENV.items():
         env[key] = os.environ.get(key, value)
@@ -99,84 +116,158 @@ def services(home: Path, data: Path, sandbox_port: int, webhook_port: int, env: 
                 child.wait(timeout=10)
 
 
-def run_main_job(first_day: str, last_day: str) -> bool:
-    import dagster as dg
-
-    from alumni_orchestration.definitions import defs
-
-    definitions = defs()
-    job = definitions.resolve_job_def("alumni_main")
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            tags={"dagster/asset_partition_range_start": first_day, "dagster/asset_partition_range_end": last_day},
-            raise_on_error=False,
-        )
-    return result.success
+def range_tags(first_day: str, last_day: str) -> dict[str, str]:
+    """A single-run backfill of the daily partitions first_day .. last_day, as the UI launches one."""
+    return {"dagster/asset_partition_range_start": first_day, "dagster/asset_partition_range_end": last_day}
 
 
-def send_requested_waves(definitions, instance, as_of: dt.date) -> dict[str, int]:
-    """One tick of every campaign sensor, then each wave it requests, once per run key (as the bench runs them)."""
-    sensors, requested = evaluate_campaign_sensors(instance, definitions.resources["warehouse"], {}, as_of)
-    for name, entry in sensors.items():
-        if entry["error"] or entry["skip_reason"]:
-            print(f"{name}: {entry['error'] or entry['skip_reason']}", flush=True)
-    waves = run_waves(instance, definitions.resolve_job_def("campaign_job"), requested, {})
-    for wave in waves:
-        outcome = wave.get("skipped") or (f"sent {wave['sent']}" if wave["success"] else "FAILED")
-        print(f"{wave['run_key']}: {outcome}", flush=True)
-    return {"waves": sum(not wave.get("skipped") for wave in waves), "sent": sum(wave["sent"] for wave in waves)}
+def run_job(stack: DagsterStack, console: Console, job: str, tags: dict[str, str], label: str) -> RunOutcome:
+    """Submit the job's run, follow it to its end; DemoFailed if it did not succeed."""
+    console.say(f"{label}: submitting the run ...")
+    outcome = follow_run(stack.instance, stack.submit(job, tags), label, console)
+    if not outcome.success:
+        raise DemoFailed(failure_message(label, outcome, console))
+    console.say(f"{label}: succeeded ({outcome.steps_done} steps)")
+    return outcome
 
 
-def run_campaign_loop(sandbox_port: int, as_of: dt.date, window_end: dt.date) -> dict:
+def failure_message(label: str, outcome: RunOutcome, console: Console) -> str:
+    steps = "; ".join(f"step {step}: {error}" for step, error in outcome.failed_steps.items())
+    checks = " ".join(outcome.failed_checks)
+    return (f"{label} {outcome.status} (run {outcome.run_id})" + (f" at {steps}" if steps else "")
+            + (f". {checks}" if checks else "") + f". Full log: {console.log_path}")
+
+
+def tick_campaign_sensors(stack: DagsterStack, console: Console) -> dict[str, int]:
+    """Turn the campaign sensors on and wait for the daemon's first tick of each; follow the waves they launch."""
+    console.say(f"Campaign sensors on: {', '.join(CAMPAIGN_SENSORS)}; waiting for the daemon's first ticks ...")
+    run_ids: list[str] = []
+    for name, tick in stack.first_ticks(list(CAMPAIGN_SENSORS), SENSOR_TICK_TIMEOUT).items():
+        what = (f"{len(tick.run_ids)} wave run(s) requested" if tick.run_ids
+                else tick.skip_reason or (tick.error.message.strip().splitlines()[0] if tick.error else "no request"))
+        console.say(f"  {name}: tick {tick.status.value.lower()}, cursor {tick.cursor or '-'}: {what}")
+        run_ids += tick.run_ids
+    for run_id in run_ids:
+        run = stack.instance.get_run_by_id(run_id)
+        label = f"wave {run.tags.get('dagster/run_key', run_id[:8])}"
+        outcome = follow_run(stack.instance, run_id, label, console)
+        if not outcome.success:
+            raise DemoFailed(failure_message(label, outcome, console))
+        console.say(f"{label}: succeeded")
+    return {"waves": len(run_ids)}
+
+
+def run_campaign_loop(stack: DagsterStack, console: Console, sandbox_port: int, as_of: dt.date,
+                      window_end: dt.date) -> dict:
     """Replays the campaigns of the morning `as_of` and the days since, up to `window_end` (today):
-    sensors -> waves sent to the sandbox -> the sandbox's clock runs, hour by hour, through the sends and
+    sensor ticks -> waves sent to the sandbox -> the sandbox's clock runs, hour by hour, through the sends and
     the recipients' reactions (opens, clicks, HelloAsso payments) -> the campaign window is backfilled as
     the digital lead would, one run of `campaign_window_job` -> campaign results, beside the simulated truth."""
-    import dagster as dg
-
-    from alumni_orchestration.definitions import defs
-
     base = f"http://127.0.0.1:{sandbox_port}"
-    definitions = defs()
     set_sandbox_clock(base, paris_time(as_of, 3))  # just after the nightly run of 02:00
     try:
-        with dg.DagsterInstance.get() as instance:
-            summary: dict = send_requested_waves(definitions, instance, as_of)
+        summary = tick_campaign_sensors(stack, console)
+        console.say(f"Sandbox clock: {as_of} 03:00 -> now, releasing the sends and the recipients' reactions ...")
         run_clock_through(base, paris_time(as_of, 3), time.time())
     finally:
         set_sandbox_clock(base, time.time())  # the sandbox back on real time
     wait_for_webhook_delivery(base)
     window = (as_of.isoformat(), window_end.isoformat())
-    print(f"Backfilling the campaign window {window[0]} .. {window[1]} (campaign_window_job, one run) ...", flush=True)
-    with dg.DagsterInstance.get() as instance:
-        backfill = definitions.resolve_job_def("campaign_window_job").execute_in_process(
-            instance=instance, raise_on_error=False,
-            tags={"dagster/asset_partition_range_start": window[0], "dagster/asset_partition_range_end": window[1]})
-    summary["window_backfill"] = "succeeded" if backfill.success else "FAILED"
-    if backfill.success:
-        summary["results"] = results_against_truth(definitions.resources["warehouse"].read)
+    run_job(stack, console, "campaign_window_job", range_tags(*window),
+            f"campaign window {window[0]} .. {window[1]} (campaign_window_job)")
+    summary["results"] = results_against_truth(console)
     return summary
 
 
-def results_against_truth(read_warehouse) -> list[dict]:
+def results_against_truth(console: Console) -> list[dict]:
     """campaign_results' dues-reminder uplifts beside the generator's true uplift, printed and returned."""
     from alumni_orchestration.defs.campaigns.results import member_outcomes, simulated_truth
+    from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 
-    with read_warehouse() as conn:
+    with WarehouseResource().read() as conn:
         results = conn.execute("select * from campaigns.campaign_results").df()
         window = int(results.outcome_window_days.iloc[0]) if len(results) else 30
         members = member_outcomes(conn, window)
     for row in results.itertuples():
-        print(f"  {row.campaign_id} {row.cycle} {row.arm}: audience {row.audience}, sent {row.sent}, "
-              f"delivered {row.delivered}, retained {row.retained}", flush=True)
+        console.say(f"  {row.campaign_id} {row.cycle} {row.arm}: audience {row.audience}, sent {row.sent}, "
+                    f"delivered {row.delivered}, retained {row.retained}")
     truth = simulated_truth(results, members, os.environ.get("ALUMNI_SIMULATED_TRUTH_DIR", ""))
     rows = [] if truth is None else truth.to_dict("records")
     for row in rows:
-        print(f"  {row['campaign_id']} {row['cycle']}: uplift {row['uplift']:+.3f}, 95% CI "
-              f"[{row['uplift_ci_low']:+.3f}, {row['uplift_ci_high']:+.3f}]; simulated truth {row['true_uplift']:+.3f}: "
-              f"{'covered' if row['covered'] else 'NOT covered'}", flush=True)
+        console.say(f"  {row['campaign_id']} {row['cycle']}: uplift {row['uplift']:+.3f}, 95% CI "
+                    f"[{row['uplift_ci_low']:+.3f}, {row['uplift_ci_high']:+.3f}]; simulated truth "
+                    f"{row['true_uplift']:+.3f}: {'covered' if row['covered'] else 'NOT covered'}")
     return rows
+
+
+@contextlib.contextmanager
+def details_to_log(console: Console) -> Iterator[None]:
+    """Python's logging and warnings (Dagster's, dbt's) go to the log file, not the console."""
+    handler = logging.StreamHandler(console.log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root, dagster_logger = logging.getLogger(), logging.getLogger("dagster")
+    saved = (root.handlers[:], dagster_logger.handlers[:], dagster_logger.propagate)
+    root.handlers[:] = [handler]
+    dagster_logger.handlers[:] = [handler]
+    dagster_logger.propagate = False
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        root.handlers[:], dagster_logger.handlers[:], dagster_logger.propagate = saved
+
+
+def prepare(home: Path, members: int, years: int, seed: int, env: dict[str, str], console: Console) -> dict:
+    """The demo's instance and association, and the simulated truth beside it; returns the manifest."""
+    (home / "dagster").mkdir(parents=True, exist_ok=True)
+    (home / "dagster" / "dagster.yaml").write_text(INSTANCE_YAML)
+    data = settings.demo_data_dir()
+    end = dt.date.today() - dt.timedelta(days=REPLAY_DAYS)
+    console.say(f"Association: {members:,} members, {years} years of history, in {data}")
+    manifest = ensure_association(data, members, years, seed, end.isoformat(), say=console.say)
+    # The partitions reach back to the first day the providers hold records for; set before anything
+    # imports the definitions (the truth writer does), which fix the partitions when first imported.
+    os.environ.setdefault("ALUMNI_PARTITIONS_START", manifest["period"]["history_start"])
+    from alumni_orchestration.harness.truth import write_simulated_truth
+
+    write_simulated_truth(data, Path(env["ALUMNI_SIMULATED_TRUTH_DIR"]))
+    return manifest
+
+
+def run_pipeline(home: Path, manifest: dict, sandbox_port: int, webhook_port: int, env: dict[str, str],
+                 console: Console) -> None:
+    """Steps 2 to 5: services, history, alumni_main, the campaign loop; DemoFailed at the first failure."""
+    data, logs = settings.demo_data_dir(), home / "logs"
+    end = dt.date.fromisoformat(manifest["period"]["end"])
+    with services(home, data, sandbox_port, webhook_port, env):
+        console.say(f"Sandbox on port {sandbox_port}, webhook receiver on port {webhook_port}; "
+                    f"landed {land_history(data)} new webhook batches of history")
+        console.say("Starting Dagster (code server and daemon) ...")
+        with DagsterStack(home, logs, env) as stack:
+            first_day = max(settings.partitions_start(), manifest["period"]["history_start"])
+            run_job(stack, console, "alumni_main", range_tags(first_day, end.isoformat()),
+                    f"alumni_main over {first_day} .. {end}")
+            loop = run_campaign_loop(stack, console, sandbox_port, as_of=end + dt.timedelta(days=1),
+                                     window_end=dt.date.today())
+            console.say(f"Campaign loop: {loop['waves']} wave(s), {len(loop['results'])} result(s) beside the truth")
+
+
+def serve_ui(ui_port: int, env: dict[str, str], console: Console) -> int:
+    log = open(settings.alumni_home() / "logs" / "ui.log", "ab")  # noqa: SIM115 (the UI runs until Ctrl-C)
+    ui = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
+                           "-h", "127.0.0.1", "-p", str(ui_port)], env={**os.environ, **env},
+                          stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until_own_port(ui_port, ui, "Dagster UI", settings.alumni_home() / "logs" / "ui.log", timeout=300)
+        console.say(f"Dagster UI: http://127.0.0.1:{ui_port}  (Ctrl-C to stop; its log: {log.name})")
+        return ui.wait()
+    except PortError:
+        ui.terminate()
+        raise
+    except KeyboardInterrupt:
+        ui.terminate()
+        return 0
 
 
 def run_demo(members: int = 5000, years: int = 4, seed: int = 42, headless: bool = False,
@@ -190,39 +281,20 @@ def run_demo(members: int = 5000, years: int = 4, seed: int = 42, headless: bool
     if "ALUMNI_WEBSERVER_URL" not in os.environ:  # the alerts' run links point at this demo's UI
         env["ALUMNI_WEBSERVER_URL"] = f"http://127.0.0.1:{ui_port}"
     os.environ.update(env)
-    (home / "dagster").mkdir(parents=True, exist_ok=True)
-    (home / "dagster" / "dagster.yaml").write_text(INSTANCE_YAML)
-    data = settings.demo_data_dir()
-    today = dt.date.today()
-    end = today - dt.timedelta(days=REPLAY_DAYS)
-    manifest = ensure_association(data, members, years, seed, end.isoformat())
-    # The partitions reach back to the first day the providers hold records for; set before anything
-    # imports the definitions (the truth writer does), which fix the partitions when first imported.
-    os.environ.setdefault("ALUMNI_PARTITIONS_START", manifest["period"]["history_start"])
-    from alumni_orchestration.harness.truth import write_simulated_truth
-
-    write_simulated_truth(data, Path(env["ALUMNI_SIMULATED_TRUTH_DIR"]))
-    with services(home, data, sandbox_port, webhook_port, env):
-        batches = land_history(data)
-        print(f"Landed {batches} webhook batches of history. Running alumni_main ...", flush=True)
-        first_day = max(settings.partitions_start(), manifest["period"]["history_start"])
-        ok = run_main_job(first_day, manifest["period"]["end"])
-        print(f"alumni_main {'succeeded' if ok else 'FAILED'} over {first_day} .. {manifest['period']['end']}", flush=True)
-        if ok:
-            loop = run_campaign_loop(sandbox_port, as_of=end + dt.timedelta(days=1), window_end=today)
-            ok = loop.get("window_backfill") == "succeeded"
-            print(f"Campaign loop: { {k: v for k, v in loop.items() if k != 'results'} }", flush=True)
-        if headless:
-            return 0 if ok else 1
-        ui = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
-                               "-h", "127.0.0.1", "-p", str(ui_port)], env={**os.environ, **env})
-        try:
-            wait_until_own_port(ui_port, ui, "Dagster UI", timeout=300)
-            print(f"Dagster UI: http://127.0.0.1:{ui_port}  (Ctrl-C to stop)", flush=True)
-            return ui.wait()
-        except PortError:
-            ui.terminate()
-            raise
-        except KeyboardInterrupt:
-            ui.terminate()
-            return 0 if ok else 1
+    console = Console(home / "logs" / f"demo-{dt.datetime.now():%Y%m%d-%H%M%S}.log")
+    console.say(f"Full log: {console.log_path}")
+    started = time.monotonic()
+    try:
+        with details_to_log(console):
+            manifest = prepare(home, members, years, seed, env, console)
+            run_pipeline(home, manifest, sandbox_port, webhook_port, env, console)
+        console.say(f"Demo ready in {(time.monotonic() - started) / 60:.1f} min.")
+        return 0 if headless else serve_ui(ui_port, env, console)
+    except DemoFailed as failure:
+        console.say(f"The demo stopped: {failure}")
+        return 1
+    except (TimeoutError, RuntimeError) as failure:  # a Dagster process that stopped or never answered
+        console.say(f"The demo stopped: {failure}. Full log: {console.log_path}")
+        return 1
+    finally:
+        console.close()

@@ -50,6 +50,13 @@ def is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def free_port() -> int:
+    """A port the system has just given out as free (bound to port 0, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def ensure_free(ports: Mapping[str, int]) -> None:
     """Raise PortError for the first port (service -> port) that is taken or given to two services."""
     seen: dict[int, str] = {}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from alumni_orchestration.harness.bench.plan import (
     seconds_text,
 )
 from alumni_orchestration.harness.landing_history import land_history
-from alumni_orchestration.harness.ports import wait_until_own_port
+from alumni_orchestration.harness.ports import free_port, wait_until_own_port
 from alumni_orchestration.harness.sandbox_clock import SANDBOX_ENV
 
 
@@ -49,12 +48,6 @@ def land_webhook_history(data: Path) -> float:
     started = time.perf_counter()
     land_history(data, landing_dir(data))
     return time.perf_counter() - started
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
