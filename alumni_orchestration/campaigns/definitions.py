@@ -2,8 +2,10 @@
 
 A campaign's *period* is its experiment unit (a quarter, a dues year): arms are drawn per period,
 so a member keeps their arm across the reminders of one dues year. Its *cycle* is the ledger key:
-one message per member and cycle. A dues-reminder sequence has one cycle per step
-("2026-r1", "2026-r2", ...); a single-shot campaign's cycle is its period.
+one message per member and cycle. A kind with numbered steps (a reminder sequence) has one cycle per
+step ("2026-r1", "2026-r2", ...); otherwise a campaign's cycle is its period. Its *kind* (kinds.py) says
+how candidates are selected; its *outcome* which column of the campaign_member_outcomes mart measures it;
+its *targeting* which policy picks among the eligible, and the exploration arm's share.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 import yaml
 
 from alumni_orchestration.campaigns.audience import AudiencePolicy
+from alumni_orchestration.campaigns.kinds import OUTCOMES, Kind, kind_named
+from alumni_orchestration.campaigns.policies import Targeting
 from alumni_orchestration.campaigns.triggers import Trigger
 
 DEFINITIONS_FILE = Path(__file__).with_name("campaigns.yaml")
@@ -44,6 +48,9 @@ class Campaign:
     unsubscribe_group_id: int
     categories: tuple[str, ...]
     content: Content
+    kind: Kind
+    outcome: str
+    targeting: Targeting = field(default_factory=Targeting)
     marketing: bool = True
     payment_link: str = ""
     value_per_conversion_eur: float = 0.0
@@ -52,7 +59,8 @@ class Campaign:
 
     @property
     def is_sequence(self) -> bool:
-        return bool(self.policy.max_reminders)
+        """Kept for the benchmark's note on seasons; the campaign code asks `kind` instead."""
+        return self.kind.numbered_steps
 
     def period_of(self, as_of: dt.date) -> str:
         if self.period == "dues_year":
@@ -62,12 +70,11 @@ class Campaign:
     def cycle_of(self, as_of: dt.date, step: int = 1) -> str:
         """The ledger cycle of a message: the period, with the reminder's step for a sequence."""
         period = self.period_of(as_of)
-        return f"{period}-r{step}" if self.is_sequence else period
+        return f"{period}-r{step}" if self.kind.numbered_steps else period
 
     def season_opens_on(self, as_of: dt.date) -> dt.date:
         month, day = (int(x) for x in self.season_opens.split("-"))
         return dt.date(as_of.year, month, day)
-
 
 
 def _campaign(campaign_id: str, spec: dict, defaults: dict) -> Campaign:
@@ -83,6 +90,10 @@ def _campaign(campaign_id: str, spec: dict, defaults: dict) -> Campaign:
     categories = tuple(merged.get("categories") or [campaign_id])
     if len(categories) > 9:  # SendGrid allows 10 categories; one is kept for the campaign id
         raise ValueError(f"campaign {campaign_id}: at most 9 categories")
+    if merged.get("outcome") not in OUTCOMES:
+        raise ValueError(f"campaign {campaign_id}: outcome must be one of {OUTCOMES}")
+    targeting = dict(merged.get("targeting") or {})
+    targeting.setdefault("value_per_conversion_eur", _value_per_conversion(merged))
     policy = AudiencePolicy(
         frequency_cap=int(merged["frequency_cap"]), frequency_window_days=int(merged["frequency_window_days"]),
         cooldown_days=int(merged.get("cooldown_days", 30)), max_reminders=merged.get("max_reminders"),
@@ -92,11 +103,19 @@ def _campaign(campaign_id: str, spec: dict, defaults: dict) -> Campaign:
         campaign_id=campaign_id, title=merged.get("title", campaign_id), description=merged.get("description", ""),
         period=merged["cycle"], triggers=triggers, policy=policy, holdout_share=float(merged["holdout_share"]),
         unsubscribe_group_id=int(merged["unsubscribe_group_id"]), categories=categories,
-        content=Content(**merged["content"]), marketing=bool(merged.get("marketing", True)),
+        content=Content(**merged["content"]), kind=kind_named(str(merged.get("kind"))), outcome=merged["outcome"],
+        targeting=Targeting(**targeting), marketing=bool(merged.get("marketing", True)),
         payment_link=merged.get("payment_link", ""),
         value_per_conversion_eur=float(merged.get("value_per_conversion_eur", 0.0)),
         season_opens=str(merged.get("season_opens", "01-01")),
         dues_amounts_eur={k: float(v) for k, v in (merged.get("dues_amounts_eur") or {}).items()})
+
+
+def _value_per_conversion(spec: dict) -> float:
+    """What one conversion is worth: the campaign's value, else the standard annual dues."""
+    if spec.get("value_per_conversion_eur"):
+        return float(spec["value_per_conversion_eur"])
+    return float((spec.get("dues_amounts_eur") or {}).get("annual", 0.0))
 
 
 def load_campaigns(path: Path = DEFINITIONS_FILE) -> dict[str, Campaign]:

@@ -15,6 +15,7 @@ from alumni_orchestration.campaigns.audience import INCLUDED
 from alumni_orchestration.campaigns.content import RECIPIENT_COLUMNS, language_for
 from alumni_orchestration.campaigns.definitions import Campaign, campaigns
 from alumni_orchestration.campaigns.holdout import CONTROL, TREATMENT
+from alumni_orchestration.campaigns.kinds import LATEST_SNAPSHOTS
 from alumni_orchestration.campaigns.send_window import PARIS
 from alumni_orchestration.campaigns.waves import (
     AUDIENCE_COLUMNS,
@@ -48,7 +49,10 @@ BY_DATE = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="da
 AUDIENCE_DDL = f"""create table if not exists {AUDIENCE_TABLE} (
     member_id integer not null, campaign_id varchar not null, as_of date not null, cycle varchar not null,
     period varchar not null, step integer not null, "trigger" varchar, score double, reason varchar not null,
-    arm varchar, computed_at timestamptz not null)"""
+    arm varchar, stratum varchar, predicted_uplift double, computed_at timestamptz not null)"""
+AUDIENCE_MIGRATIONS = (f"alter table {AUDIENCE_TABLE} add column if not exists stratum varchar default 'targeted'",
+                       f"alter table {AUDIENCE_TABLE} add column if not exists predicted_uplift double")
+UPLIFT_SCORES = "scoring.member_uplift_scores"
 
 
 def wave_of(context: dg.AssetExecutionContext) -> tuple[Campaign, dt.date]:
@@ -66,7 +70,19 @@ HISTORY_COLUMNS = "member_id, as_of, engagement_score, dues_propensity, paid_cur
 
 def load_history(conn, as_of: dt.date, campaign: Campaign | None = None,
                  lookback_days: int = LOOKBACK_DAYS) -> pd.DataFrame:
-    """The score snapshots a wave's triggers look at, up to `as_of`. For a campaign, only what it can use,
+    """score_history, with each member's latest predicted uplift (scored on or before as_of) once the uplift
+    model has scored: what the uplift targeting policies rank on."""
+    history = score_snapshots(conn, as_of, campaign, lookback_days)
+    if not table_exists(conn, UPLIFT_SCORES):
+        return history
+    uplift = conn.execute(f"select member_id, arg_max(predicted_uplift, as_of) as predicted_uplift "
+                          f"from {UPLIFT_SCORES} where as_of <= ? group by member_id", [as_of]).df()
+    return history.merge(uplift, on="member_id", how="left")
+
+
+def score_snapshots(conn, as_of: dt.date, campaign: Campaign | None = None,
+                 lookback_days: int = LOOKBACK_DAYS) -> pd.DataFrame:
+    """The score snapshots a wave's triggers look at, up to `as_of`. For a campaign, only what its kind needs,
     so that the cost follows the members who cross rather than the association: a reminder sequence needs
     the latest two snapshots; crossing triggers need the lookback of the members who crossed (a few
     snapshots tell who)."""
@@ -76,7 +92,7 @@ def load_history(conn, as_of: dt.date, campaign: Campaign | None = None,
         return conn.execute(f"select {HISTORY_COLUMNS} from {table} where as_of between ? and ?", [start, as_of]).df()
     previous = conn.execute(f"select max(as_of) from {table} where as_of >= ? and as_of < ?",
                             [start, as_of]).fetchall()[0][0]
-    if previous is None or campaign.is_sequence:
+    if previous is None or campaign.kind.history == LATEST_SNAPSHOTS:
         return conn.execute(f"select {HISTORY_COLUMNS} from {table} where as_of in (?, ?)",
                             [previous or as_of, as_of]).df()
     snapshots = conn.execute(f"select {HISTORY_COLUMNS} from {table} where as_of in (select unnest(?))",
@@ -170,6 +186,8 @@ def campaign_audience(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     with warehouse.write() as conn:
         conn.execute(f"create schema if not exists {SCHEMA}")
         conn.execute(AUDIENCE_DDL)
+        for migration in AUDIENCE_MIGRATIONS:
+            conn.execute(migration)
         conn.execute("begin transaction")
         conn.execute(f"delete from {AUDIENCE_TABLE} where campaign_id = ? and as_of = ?", [campaign.campaign_id, as_of])
         conn.register("wave_audience", rows)
@@ -184,6 +202,7 @@ def campaign_audience(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         "included": len(included),
         "treatment": int((included.arm == TREATMENT).sum()),
         "control": int((included.arm == CONTROL).sum()),
+        "explored": int((included.stratum == "explored").sum()),
         "excluded": int(len(audience) - len(included)),
         "reasons": _md(reasons),
         "by_step": _md(included.groupby(["step", "arm"]).size().rename("members").reset_index()),
