@@ -19,11 +19,12 @@ import yaml
 
 from alumni_orchestration.campaigns.audience import AudiencePolicy
 from alumni_orchestration.campaigns.kinds import OUTCOMES, Kind, kind_named
+from alumni_orchestration.campaigns.lifecycle import Lifecycle, lifecycle_from
 from alumni_orchestration.campaigns.policies import Targeting
 from alumni_orchestration.campaigns.triggers import Trigger
 
 DEFINITIONS_FILE = Path(__file__).with_name("campaigns.yaml")
-PERIODS = ("quarter", "dues_year")
+PERIODS = ("quarter", "dues_year", "year")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Campaign:
     value_per_conversion_eur: float = 0.0
     season_opens: str = "01-01"  # month-day from which the campaign may fire in its period's year
     dues_amounts_eur: dict = field(default_factory=dict)
+    lifecycle: Lifecycle | None = None  # kind lifecycle: the occasion and its settings (lifecycle.py)
 
     @property
     def is_sequence(self) -> bool:
@@ -63,7 +65,7 @@ class Campaign:
         return self.kind.numbered_steps
 
     def period_of(self, as_of: dt.date) -> str:
-        if self.period == "dues_year":
+        if self.period in ("dues_year", "year"):
             return str(as_of.year)
         return f"{as_of.year}-Q{(as_of.month - 1) // 3 + 1}"
 
@@ -71,6 +73,10 @@ class Campaign:
         """The ledger cycle of a message: the period, with the reminder's step for a sequence."""
         period = self.period_of(as_of)
         return f"{period}-r{step}" if self.kind.numbered_steps else period
+
+    def not_before(self, as_of: dt.date) -> dt.datetime | None:
+        """The earliest moment the wave of `as_of` may send at (a greeting's 08:00), quiet hours aside."""
+        return self.lifecycle.not_before(as_of) if self.lifecycle else None
 
     def season_opens_on(self, as_of: dt.date) -> dt.date:
         month, day = (int(x) for x in self.season_opens.split("-"))
@@ -84,8 +90,9 @@ def _campaign(campaign_id: str, spec: dict, defaults: dict) -> Campaign:
     if not 0 <= float(merged["holdout_share"]) < 1:
         raise ValueError(f"campaign {campaign_id}: holdout_share must be in [0, 1)")
     triggers = tuple(Trigger(score=t["score"], direction=t["direction"], threshold=float(t["threshold"]),
-                             margin=float(t.get("margin", 0))) for t in merged["triggers"])
-    if not triggers:
+                             margin=float(t.get("margin", 0))) for t in merged.get("triggers") or [])
+    kind = kind_named(str(merged.get("kind")))
+    if not triggers and not kind.date_triggered:
         raise ValueError(f"campaign {campaign_id}: at least one trigger")
     categories = tuple(merged.get("categories") or [campaign_id])
     if len(categories) > 9:  # SendGrid allows 10 categories; one is kept for the campaign id
@@ -95,7 +102,9 @@ def _campaign(campaign_id: str, spec: dict, defaults: dict) -> Campaign:
     targeting = dict(merged.get("targeting") or {})
     targeting.setdefault("value_per_conversion_eur", _value_per_conversion(merged))
     policy = AudiencePolicy(
-        frequency_cap=int(merged["frequency_cap"]), frequency_window_days=int(merged["frequency_window_days"]),
+        frequency_cap=None if merged["frequency_cap"] is None else int(merged["frequency_cap"]),
+        frequency_window_days=int(merged["frequency_window_days"]),
+        daily_cap=None if merged.get("daily_cap") is None else int(merged["daily_cap"]),
         cooldown_days=int(merged.get("cooldown_days", 30)), max_reminders=merged.get("max_reminders"),
         min_days_between_reminders=merged.get("min_days_between_reminders"),
         requires_unpaid=bool(merged.get("requires_unpaid", False)))
@@ -103,12 +112,19 @@ def _campaign(campaign_id: str, spec: dict, defaults: dict) -> Campaign:
         campaign_id=campaign_id, title=merged.get("title", campaign_id), description=merged.get("description", ""),
         period=merged["cycle"], triggers=triggers, policy=policy, holdout_share=float(merged["holdout_share"]),
         unsubscribe_group_id=int(merged["unsubscribe_group_id"]), categories=categories,
-        content=Content(**merged["content"]), kind=kind_named(str(merged.get("kind"))), outcome=merged["outcome"],
+        content=Content(**merged["content"]), kind=kind, outcome=merged["outcome"],
         targeting=Targeting(**targeting), marketing=bool(merged.get("marketing", True)),
         payment_link=merged.get("payment_link", ""),
         value_per_conversion_eur=float(merged.get("value_per_conversion_eur", 0.0)),
         season_opens=str(merged.get("season_opens", "01-01")),
-        dues_amounts_eur={k: float(v) for k, v in (merged.get("dues_amounts_eur") or {}).items()})
+        dues_amounts_eur={k: float(v) for k, v in (merged.get("dues_amounts_eur") or {}).items()},
+        lifecycle=_lifecycle(campaign_id, merged, kind))
+
+
+def _lifecycle(campaign_id: str, spec: dict, kind: Kind) -> Lifecycle | None:
+    if kind.date_triggered and not spec.get("lifecycle"):
+        raise ValueError(f"campaign {campaign_id}: kind {kind.name} needs a `lifecycle:` block")
+    return lifecycle_from(spec.get("lifecycle"))
 
 
 def _value_per_conversion(spec: dict) -> float:

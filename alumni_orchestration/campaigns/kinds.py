@@ -1,7 +1,7 @@
 """The kinds of campaign: how each selects its candidates and which score history it needs. Pure.
 
 A campaign names its kind in campaigns.yaml; everything that used to branch on "is this the dues
-sequence?" asks the kind instead. A new kind (say `lifecycle`, for birthdays) is one entry in KINDS:
+sequence?" asks the kind instead. A new kind (`lifecycle`: birthdays, anniversaries) is one entry in KINDS:
 a selection function, the history it reads, and whether its cycles are numbered by step.
 
 Every selection returns CANDIDATE_COLUMNS: `eligible_pool` marks the members the kind could contact
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from alumni_orchestration.campaigns.lifecycle import lifecycle_selection
 from alumni_orchestration.campaigns.triggers import crossings
 
 if TYPE_CHECKING:
@@ -29,7 +30,9 @@ CANDIDATE_COLUMNS = ["member_id", "step", "cycle", "period", "trigger", "score",
 # What a kind reads from scoring.member_score_history for a wave.
 LATEST_SNAPSHOTS = "latest_snapshots"      # the wave's snapshot and the one before, every member
 CROSSERS_LOOKBACK = "crossers_lookback"    # the lookback, for the members who crossed a trigger only
-OUTCOMES = ("dues_paid", "reengaged")      # columns of the campaign_member_outcomes mart (days_to_<outcome>)
+# columns of the campaign_member_outcomes mart (days_to_<outcome>); signed_up_or_paid: an event sign-up, dues or a
+# donation after the message (the lifecycle campaigns' outcome)
+OUTCOMES = ("dues_paid", "reengaged", "signed_up_or_paid")
 
 
 def with_trend(history: pd.DataFrame, days: int = TREND_DAYS) -> pd.DataFrame:
@@ -91,6 +94,13 @@ def sequence_candidates(campaign: Campaign, history: pd.DataFrame, ledger: pd.Da
     return out[CANDIDATE_COLUMNS]
 
 
+def lifecycle_candidates(campaign: Campaign, history: pd.DataFrame, ledger: pd.DataFrame, as_of: dt.date,
+                         previous: pd.Timestamp) -> pd.DataFrame:
+    """A date of the member's life (birthday, class anniversary, joining) fell within the wave's days."""
+    found = lifecycle_selection(campaign, history, ledger, as_of, previous)
+    return found[CANDIDATE_COLUMNS] if len(found) else empty_candidates()
+
+
 Selection = Callable[["Campaign", pd.DataFrame, pd.DataFrame, dt.date, pd.Timestamp], pd.DataFrame]
 
 
@@ -101,6 +111,7 @@ class Kind:
     history: str                  # LATEST_SNAPSHOTS or CROSSERS_LOOKBACK
     numbered_steps: bool          # cycles "2026-r1", "2026-r2": one ledger cycle per step of a sequence
     counts_within_period: bool    # its own earlier messages count within the current period only
+    date_triggered: bool = False  # selects on members' dates (lifecycle.MEMBER_DATE_COLUMNS), needs no trigger
 
 
 KINDS: dict[str, Kind] = {
@@ -108,6 +119,8 @@ KINDS: dict[str, Kind] = {
                      counts_within_period=False),
     "sequence": Kind("sequence", sequence_candidates, LATEST_SNAPSHOTS, numbered_steps=True,
                      counts_within_period=True),
+    "lifecycle": Kind("lifecycle", lifecycle_candidates, LATEST_SNAPSHOTS, numbered_steps=False,
+                      counts_within_period=False, date_triggered=True),
 }
 
 

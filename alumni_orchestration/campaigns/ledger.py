@@ -269,7 +269,7 @@ def send_planned(connect: Connect, transport: Transport, campaign: Campaign, as_
         for _attempt in range(max_attempts):
             now = clock()
             batch_id = transport.new_batch()
-            send_at = dt.datetime.fromtimestamp(send_at_unix(now, lead), dt.UTC)
+            send_at = dt.datetime.fromtimestamp(send_at_unix(now, lead, campaign.not_before(as_of)), dt.UTC)
             body = mail_request(campaign, chunk, sender, batch_id=None if transport.local else batch_id,
                                 send_at=int(send_at.timestamp()))
             errors = mail_send_errors(body, now.timestamp())

@@ -19,7 +19,7 @@ Z_95 = 1.959963984540054
 RESULT_COLUMNS = ["campaign_id", "cycle", "stratum", "arm", "audience", "sent", "delivered", "unique_opens", "clicks",
                   "unsubscribes", "spam_reports", "retained", "retention_rate", "revenue_eur", "uplift",
                   "uplift_ci_low", "uplift_ci_high", "incremental_retained", "cost_eur",
-                  "cost_per_incremental_retained_eur", "roi"]
+                  "cost_per_incremental_retained_eur", "roi", "reaction_rate"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,7 @@ def campaign_results(members: pd.DataFrame, costs: Costs) -> pd.DataFrame:
                       unsubscribes=("unsubscribed", "sum"), spam_reports=("spam_reported", "sum"),
                       retained=("retained", "sum"), revenue_eur=("revenue_eur", "sum")).reset_index()
     out["retention_rate"] = out.retained / out.audience
+    out["reaction_rate"] = (out.clicks / out.sent.where(out.sent > 0)).astype(float)  # clicks per message sent
     rows = []
     for (campaign_id, cycle, stratum), arms in out.groupby(["campaign_id", "cycle", "stratum"]):
         by_arm = arms.set_index("arm")

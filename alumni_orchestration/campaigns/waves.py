@@ -135,8 +135,10 @@ def build_audience(campaign: Campaign, candidates: pd.DataFrame, members: pd.Dat
     included = (out.reason == INCLUDED).to_numpy()
     targeted = included & (out.stratum != EXPLORED).to_numpy()
     out["arm"] = None
-    out.loc[targeted, "arm"] = assign_arms(out.member_id[targeted], campaign.campaign_id,
-                                           campaign.period_of(as_of), campaign.holdout_share).to_numpy()
+    for period in out.period[targeted].unique():  # one period per wave, but a welcome's is the joining year
+        drawn = targeted & (out.period == period).to_numpy()
+        out.loc[drawn, "arm"] = assign_arms(out.member_id[drawn], campaign.campaign_id, str(period),
+                                            campaign.holdout_share).to_numpy()
     explored = included & ~targeted
     out.loc[explored, "arm"] = out.explore_arm[explored].to_numpy()
     return out[AUDIENCE_COLUMNS].sort_values("member_id", ignore_index=True)

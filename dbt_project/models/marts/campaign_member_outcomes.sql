@@ -1,6 +1,7 @@
 -- One row per ledger member (campaign, cycle, member; both arms) with what SendGrid saw of the message and
 -- every outcome a campaign can be measured on, as days after the wave (null: not observed). A campaign names
--- its outcome in campaigns.yaml (`dues_paid`, `reengaged`); campaign_results applies its window to the days.
+-- its outcome in campaigns.yaml (`dues_paid`, `reengaged`, `signed_up_or_paid`); campaign_results applies its
+-- window to the days.
 with sends as (
     select * from {{ ref('stg_campaigns__sends') }}
 ),
@@ -47,6 +48,20 @@ reengaged as (
     group by all
 )
 
+signed_up_or_paid as (
+    -- the lifecycle campaigns' outcome: an event sign-up, dues or a donation on or after the wave
+    select
+        s.campaign_id,
+        s.cycle,
+        s.member_id,
+        min(a.activity_date - s.as_of) as days_to_signed_up_or_paid
+    from sends as s
+    inner join {{ ref('member_activity_daily') }} as a
+        on a.member_id = s.member_id and a.activity_date >= s.as_of
+        and a.signal in ('events_registered', 'dues_paid', 'donations')
+    group by all
+)
+
 select
     s.campaign_id,
     s.cycle,
@@ -64,8 +79,11 @@ select
     coalesce(e.spam_reported, false) as spam_reported,
     cast(p.days_to_dues_paid as integer) as days_to_dues_paid,
     cast(coalesce(p.dues_revenue_eur, 0) as decimal(12, 2)) as dues_revenue_eur,
-    cast(r.days_to_reengaged as integer) as days_to_reengaged
+    cast(r.days_to_reengaged as integer) as days_to_reengaged,
+    cast(u.days_to_signed_up_or_paid as integer) as days_to_signed_up_or_paid
 from sends as s
 left join events as e on e.campaign_id = s.campaign_id and e.cycle = s.cycle and e.member_id = s.member_id
 left join dues_paid as p on p.campaign_id = s.campaign_id and p.cycle = s.cycle and p.member_id = s.member_id
 left join reengaged as r on r.campaign_id = s.campaign_id and r.cycle = s.cycle and r.member_id = s.member_id
+left join signed_up_or_paid as u
+    on u.campaign_id = s.campaign_id and u.cycle = s.cycle and u.member_id = s.member_id
