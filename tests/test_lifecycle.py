@@ -94,6 +94,7 @@ def _celebrated(birth: dt.date, year: int) -> dt.date:
     return dt.date(year, birth.month, birth.day)
 
 
+@pytest.mark.slow  # a simulated run of waves: a few seconds
 def test_birthday_greetings_go_out_on_the_birthday_once_a_year_and_never_without_consent() -> None:
     members = _members()
     campaign = campaigns()[BIRTHDAY]
@@ -112,6 +113,7 @@ def test_birthday_greetings_go_out_on_the_birthday_once_a_year_and_never_without
     assert ledger.groupby(["member_id", pd.to_datetime(ledger.as_of).dt.year]).size().max() == 1
 
 
+@pytest.mark.slow  # a simulated run of waves: a few seconds
 def test_a_missed_wave_is_caught_up_by_the_next_one_within_catch_up_days() -> None:
     members = _members()
     campaign = campaigns()[BIRTHDAY]
@@ -139,6 +141,7 @@ def test_class_anniversaries_on_the_round_years_only_on_their_day() -> None:
     assert set(fives.member_id) == set(eligible.member_id[years_ago == 5])
 
 
+@pytest.mark.slow  # a simulated run of waves: a few seconds
 def test_welcome_sequence_the_day_after_joining_then_a_month_later() -> None:
     members = _members()
     campaign = campaigns()[WELCOME]

@@ -46,7 +46,7 @@ reengaged as (
         on a.member_id = s.member_id and a.activity_date >= s.as_of
         and a.signal in ({{ "'" ~ var('reengagement_signals') | join("', '") ~ "'" }})
     group by all
-)
+),
 
 signed_up_or_paid as (
     -- the lifecycle campaigns' outcome: an event sign-up, dues or a donation on or after the wave
