@@ -2,6 +2,9 @@
 -- every outcome a campaign can be measured on, as days after the wave (null: not observed). A campaign names
 -- its outcome in campaigns.yaml (`dues_paid`, `reengaged`, `signed_up_or_paid`); campaign_results applies its
 -- window to the days.
+-- A view: it follows the ledger and the SendGrid events as they land; the dues and activity marts it joins are
+-- as of their last build (campaign_window_job rebuilds them over a campaign's window).
+{{ config(materialized='view') }}
 with sends as (
     select * from {{ ref('stg_campaigns__sends') }}
 ),
