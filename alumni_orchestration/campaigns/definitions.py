@@ -11,6 +11,7 @@ its *targeting* which policy picks among the eligible, and the exploration arm's
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -24,6 +25,7 @@ from alumni_orchestration.campaigns.policies import Targeting
 from alumni_orchestration.campaigns.triggers import Trigger
 
 DEFINITIONS_FILE = Path(__file__).with_name("campaigns.yaml")
+CAMPAIGNS_FILE_ENV = "ALUMNI_CAMPAIGNS_FILE"
 PERIODS = ("quarter", "dues_year", "year")
 
 
@@ -142,4 +144,6 @@ def load_campaigns(path: Path = DEFINITIONS_FILE) -> dict[str, Campaign]:
 
 @cache
 def campaigns() -> dict[str, Campaign]:
-    return load_campaigns()
+    """The deployment's campaigns: campaigns.yaml, or the file ALUMNI_CAMPAIGNS_FILE names (the demo's copy, whose
+    class anniversary falls on its simulated morning)."""
+    return load_campaigns(Path(os.environ.get(CAMPAIGNS_FILE_ENV) or DEFINITIONS_FILE))
