@@ -224,7 +224,7 @@ def test_class_events_are_the_upcoming_eventbrite_events_of_the_promo() -> None:
                            "event_name": ["Afterwork Finance — Paris", "Soirée des 20 ans — promo 2006",
                                           "Dîner Conseil — Lyon", "Gala 2006 (passé)"],
                            "start_at": pd.to_datetime(["2026-11-10 18:00", "2026-12-01 18:00", "2026-11-20 18:00",
-                                                       "2026-09-01 18:00"], utc=True)})
+                                                       "2026-09-01 18:00"])})  # naive, as the warehouse has them
     registrations = pd.DataFrame({"event_id": ["1", "1", "3", "3", "3", "4"], "promo": [2006, 2006, 2006, 1996,
                                                                                         1996, 2006]})
     found = class_events(events, registrations, dt.date(2026, 10, 1), limit=3)
@@ -247,3 +247,19 @@ def test_lifecycle_results_count_event_sign_ups_and_payments_and_the_reaction_ra
     results = campaign_results(members, Costs()).set_index("arm")
     assert results.loc[TREATMENT, "retained"] == 2 and results.loc[TREATMENT, "reaction_rate"] == pytest.approx(1 / 3)
     assert np.isnan(results.loc[CONTROL, "reaction_rate"])
+
+
+def test_a_deployment_may_name_its_own_campaigns_file(tmp_path, monkeypatch) -> None:
+    """The demo's copy of campaigns.yaml puts the class anniversary on its simulated morning."""
+    from alumni_orchestration.campaigns import definitions
+
+    copy = tmp_path / "campaigns.yaml"
+    copy.write_text(definitions.DEFINITIONS_FILE.read_text().replace('"on": "10-01"', '"on": "11-22"'))
+    monkeypatch.setenv(definitions.CAMPAIGNS_FILE_ENV, str(copy))
+    definitions.campaigns.cache_clear()
+    try:
+        assert definitions.campaigns()[ANNIVERSARY].lifecycle.on == "11-22"
+    finally:
+        monkeypatch.delenv(definitions.CAMPAIGNS_FILE_ENV)
+        definitions.campaigns.cache_clear()
+    assert definitions.campaigns()[ANNIVERSARY].lifecycle.on == "10-01"

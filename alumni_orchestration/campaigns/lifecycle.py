@@ -158,7 +158,8 @@ def class_events(events: pd.DataFrame, registrations: pd.DataFrame, as_of: dt.da
     """Upcoming Eventbrite events per class (promo). An event belongs to a class when its name mentions the
     promo year or when members of that promo registered for it (Eventbrite's "Promo" question), the most
     registered first. events: event_id, event_name, start_at; registrations: event_id, promo."""
-    upcoming = events[pd.to_datetime(events.start_at, utc=True).dt.tz_convert(PARIS).dt.date > as_of]
+    events = events.assign(start_at=pd.to_datetime(events.start_at, utc=True))  # naive: Eventbrite's UTC
+    upcoming = events[events.start_at.dt.tz_convert(PARIS).dt.date > as_of]
     if upcoming.empty:
         return {}
     counts = (registrations.dropna(subset=["promo"]).astype({"promo": int})
