@@ -137,7 +137,7 @@ def test_a_class_anniversary_carries_the_class_events_and_group(scored_associati
                                 partition_key=dg.MultiPartitionKey({"campaign": ANNIVERSARY, "date": WAVE_DAY}))
         assert result.success
     bodies = [json.loads(line) for line in (data / "mail_send.jsonl").read_text().splitlines()]
-    messages = [p for b in bodies for p in b["personalizations"] if p["custom_args"]["campaign_id"] == ANNIVERSARY]
+    messages = [p for b in bodies for p in b["request"]["personalizations"] if p["custom_args"]["campaign_id"] == ANNIVERSARY]
     assert messages
     by_member = {int(p["custom_args"]["member_id"]): p for p in messages}
     with duckdb.connect(str(warehouse), read_only=True) as conn:
