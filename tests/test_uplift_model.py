@@ -27,7 +27,7 @@ def _randomised(n: int, seed: int, holdout: float = 0.1) -> tuple[pd.DataFrame, 
 
 
 def test_the_chosen_learner_finds_who_the_reminder_moves_and_reports_its_metrics() -> None:
-    data, effect = _randomised(6000, seed=1)
+    data, effect = _randomised(4000, seed=1)
     oracle = pd.Series(effect, index=pd.MultiIndex.from_arrays([data.member_id, data.cycle]))
     model, report = fit_uplift_model(data, ["x1", "x2"], seed=0, oracle=oracle)
     assert report.chosen in CANDIDATES and report.validation == "each of cycles 2024, 2025"
@@ -40,7 +40,7 @@ def test_the_chosen_learner_finds_who_the_reminder_moves_and_reports_its_metrics
 
 
 def test_qini_ranks_a_perfect_score_above_a_random_one() -> None:
-    data, effect = _randomised(8000, seed=2)
+    data, effect = _randomised(6000, seed=2)
     args = data.treated.to_numpy(), data.paid.to_numpy(), data.p_treat.to_numpy()
     perfect = qini_coefficient(effect, *args)
     shuffled = qini_coefficient(np.random.default_rng(0).random(len(effect)), *args)
