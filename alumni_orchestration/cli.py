@@ -1,4 +1,5 @@
-"""The `alumni` command: generate, sandbox, webhook, init, check, demo, campaigns resolve, bench."""
+"""The `alumni` command: generate, sandbox, webhook, init, check, demo, campaigns resolve and compare-policies,
+bench."""
 
 from __future__ import annotations
 
@@ -80,6 +81,17 @@ def _campaigns_resolve(args: argparse.Namespace) -> int:
     return 0 if resolution.settled else 1
 
 
+def _campaigns_compare_policies(args: argparse.Namespace) -> int:
+    from alumni_orchestration.campaigns.compare import compare_from_environment
+
+    try:
+        print(compare_from_environment(args.campaign, volume=args.volume))
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"alumni campaigns compare-policies: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alumni", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--assume", choices=["sent", "not-sent"], default=None,
                          help="only without Email Activity: what the SendGrid app's Activity feed shows")
     resolve.set_defaults(func=_campaigns_resolve)
+    compare = camp_sub.add_parser("compare-policies", help="before switching a campaign's targeting policy: each "
+                                  "policy's incremental outcomes at equal volume, estimated from past randomised arms")
+    compare.add_argument("--campaign", required=True, help="a campaign of campaigns.yaml, e.g. dues_reminder")
+    compare.add_argument("--volume", type=float, default=None,
+                         help="messages per cycle to compare at (default: what the propensity rule sent)")
+    compare.set_defaults(func=_campaigns_compare_policies)
 
     bench = sub.add_parser("bench", help="the benchmark ladder; writes benchmarks/results/<date>.md")
     bench.add_argument("--sizes", default="10000,100000,1000000", help="member counts, comma-separated")

@@ -93,3 +93,38 @@ def random_score(member_ids: pd.Series, cycle: str) -> np.ndarray:
 
     return np.fromiter((holdout_uniform(m, "random-policy", cycle) for m in member_ids), dtype=float,
                        count=len(member_ids))
+
+
+def policy_volume(records: pd.DataFrame, selected: np.ndarray, exploration_share: float) -> float:
+    """How many members of the eligible pool a policy would message, estimated from the observed rows."""
+    return float((selected / observed_probability(records.stratum, exploration_share)).sum())
+
+
+def policy_report(records: pd.DataFrame, targeting, threshold: float, holdout_share: float) -> pd.DataFrame:
+    """Each named policy's incremental outcomes per 100 messages, at the volume it would send, per period.
+    records: RECORD_COLUMNS + period, score (the propensity at the wave), predicted_uplift (NaN without a model).
+    targeting: the campaign's policies.Targeting (top_k, value and cost per message)."""
+    rows = []
+    e = targeting.exploration_share
+    for period, group in records.groupby("period"):
+        group = group.reset_index(drop=True)
+        uplift = group.predicted_uplift.to_numpy(dtype=float)
+        policies = {"propensity": (group.score.to_numpy(dtype=float),
+                                   policy_volume(group, group.score.to_numpy(dtype=float) >= threshold, e)),
+                    "random": (random_score(group.member_id, str(period)), None)}
+        if not np.isnan(uplift).all():
+            policies["uplift_top_k"] = (uplift, float(targeting.top_k or 0))
+            worth = uplift * targeting.value_per_conversion_eur > targeting.cost_per_message_eur
+            policies["uplift_threshold"] = (uplift, policy_volume(group, worth, e))
+        current = policies["propensity"][1]
+        for name, (score, volume) in policies.items():
+            volume = current if volume is None else volume  # random: at the current policy's volume
+            if not volume:
+                continue
+            estimate = estimate_policy(group, score, volume, holdout_share, e, name)
+            per, low, high = estimate.per_100
+            rows.append({"period": period, "policy": name, "messages": round(volume),
+                         "incremental": estimate.incremental, "per_100_messages": per, "per_100_low": low,
+                         "per_100_high": high})
+    return pd.DataFrame(rows, columns=["period", "policy", "messages", "incremental", "per_100_messages",
+                                       "per_100_low", "per_100_high"])

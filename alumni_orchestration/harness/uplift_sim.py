@@ -197,3 +197,22 @@ def simulate(data_dir: Path, config: SimConfig = SimConfig()) -> tuple[pd.DataFr
         model, report = fit_uplift_model(data, columns, seed=world.seed, oracle=oracle)
     return pd.DataFrame(measures), {"chosen": report.chosen, "selection_qini": report.selection_qini,
                                     "metrics": report.metrics}
+
+
+def write_expected_effects(data_dir: Path, truth_dir: Path) -> Path:
+    """Every member's true *expected* effect of one delivered dues reminder per dues year of the generated world
+    (behaviour.dues_reminder_uplift x delivery), as <truth_dir>/expected_effects.csv (member_id, dues_year,
+    expected_effect): the yardstick the uplift model asset reads through ALUMNI_SIMULATED_TRUTH_DIR for its
+    oracle_qini and its Spearman correlation with the true effect."""
+    from alumni_orchestration.defs.scoring.uplift_assets import EXPECTED_EFFECTS_FILE
+
+    world = load_world(data_dir)
+    frames = []
+    for cycle in world.p_pay.columns:
+        ids = world.p_pay[cycle].dropna().index.to_numpy(dtype=np.int64)
+        frames.append(pd.DataFrame({"member_id": ids, "dues_year": int(cycle),
+                                    "expected_effect": true_effects(world, ids, int(cycle))[1]}))
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    path = truth_dir / EXPECTED_EFFECTS_FILE
+    pd.concat(frames, ignore_index=True).to_csv(path, index=False)
+    return path

@@ -5,7 +5,10 @@ the exploration arms outside it), with `treated`, `p_treat` (the probability of 
 1 - holdout for the targeted stratum, 1/2 for the explored one) and `paid` (the cycle's dues paid after the
 wave). Features are the dues model's point-in-time features at the cycle's cutoff.
 
-Two learners are compared, by Qini on a held-out cycle (with one cycle only: on a held-out share of members):
+Two learners are compared by Qini on held-out cycles: each cycle in turn is predicted by the learner trained
+on the others, and the Qini is taken over all these out-of-cycle predictions together (with one cycle only:
+on a held-out share of members). One cycle's randomised arms (a few thousand members, effects of a few
+points) are too few to tell two learners apart; all of them together are less so.
 
 - `two_model`: a strongly regularised logistic regression per arm, uplift = P(paid | treated, x) - P(paid | control, x)
   (the control arms are small: a flexible model per arm mostly learns their noise);
@@ -110,13 +113,22 @@ class UpliftReport:
     data_hash: str = ""
 
 
-def _split(data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """Held out: the latest cycle when there are two or more; else a hashed 30% of members."""
+def _folds(data: pd.DataFrame) -> tuple[list[np.ndarray], str]:
+    """Held-out folds: each cycle when there are two or more; else a hashed 30% of members."""
     cycles = sorted(data.cycle.unique())
     if len(cycles) >= 2:
-        return data[data.cycle < cycles[-1]], data[data.cycle == cycles[-1]], f"cycle {int(cycles[-1])}"
+        return [data.cycle.to_numpy() == c for c in cycles], f"each of cycles {', '.join(str(int(c)) for c in cycles)}"
     held = (pd.util.hash_array(data.member_id.to_numpy().astype(np.int64)) % 10) < 3
-    return data[~held], data[held], "30% of members (a single cycle)"
+    return [held], "30% of members (a single cycle)"
+
+
+def out_of_fold(data: pd.DataFrame, columns: list[str], name: str, seed: int, folds: list[np.ndarray]) -> np.ndarray:
+    """Each held-out row's prediction by the learner trained without its fold (NaN outside every fold)."""
+    predicted = np.full(len(data), np.nan)
+    for held in folds:
+        model = learner(name, seed).fit(*_arrays(data[~held], columns))
+        predicted[held] = model.predict(_arrays(data[held], columns)[0])
+    return predicted
 
 
 def _arrays(frame: pd.DataFrame, columns: list[str]):
@@ -129,9 +141,11 @@ def fit_uplift_model(data: pd.DataFrame, columns: list[str], seed: int = 0, orac
     the true expected effect indexed by (member_id, cycle). Returns (final model fitted on all rows, report)."""
     if data.treated.nunique() < 2 or len(data) < 200:
         raise ValueError(f"the uplift model needs both arms and at least 200 randomised members, found {len(data)}")
-    train, valid, validation = _split(data)
-    xv, tv, yv, pv = _arrays(valid, columns)
-    predictions = {name: learner(name, seed).fit(*_arrays(train, columns)).predict(xv) for name in CANDIDATES}
+    folds, validation = _folds(data)
+    held = np.any(folds, axis=0)
+    valid = data[held]
+    _, tv, yv, pv = _arrays(valid, columns)
+    predictions = {name: out_of_fold(data, columns, name, seed, folds)[held] for name in CANDIDATES}
     selection = {name: qini_coefficient(p, tv, yv, pv) for name, p in predictions.items()}
     chosen = max(selection, key=selection.get)
     rows = [(name, "qini", q, "all") for name, q in selection.items()]

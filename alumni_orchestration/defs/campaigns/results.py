@@ -14,14 +14,16 @@ from dagster_dbt import get_asset_key_for_model
 from pydantic import Field
 
 from alumni_orchestration.campaigns import ledger
+from alumni_orchestration.campaigns.compare import randomised_records
 from alumni_orchestration.campaigns.definitions import campaigns
+from alumni_orchestration.campaigns.evaluation import policy_report
 from alumni_orchestration.campaigns.results import (
     Costs,
     against_truth,
     campaign_results,
     outcomes_within_window,
 )
-from alumni_orchestration.defs.campaigns.assets import SENDS
+from alumni_orchestration.defs.campaigns.assets import AUDIENCE, SENDS
 from alumni_orchestration.defs.campaigns.resources import deployment_send_mode
 from alumni_orchestration.defs.dbt.assets import dbt_models
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
@@ -93,6 +95,19 @@ def uplift_plot_png(results: pd.DataFrame, truth: pd.DataFrame | None = None) ->
     return buffer.getvalue()
 
 
+def policy_results(conn, window_days: int) -> pd.DataFrame:
+    """Per campaign with an exploration arm and period: each targeting policy per 100 messages (evaluation.py)."""
+    frames = []
+    for campaign in campaigns().values():
+        if not campaign.targeting.exploration_share:
+            continue
+        records = randomised_records(conn, campaign, window_days)
+        if len(records):
+            report = policy_report(records, campaign.targeting, campaign.triggers[0].threshold, campaign.holdout_share)
+            frames.append(report.assign(campaign_id=campaign.campaign_id))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def member_outcomes(conn, window_days: int) -> pd.DataFrame:
     """One row per ledger member with their arm and outcomes within `window_days`: the campaign_member_outcomes
     mart, each campaign measured on the outcome campaigns.yaml declares for it."""
@@ -107,11 +122,13 @@ def member_outcomes(conn, window_days: int) -> pd.DataFrame:
     key=RESULTS,
     group_name="campaigns",
     kinds={"python", "duckdb"},
-    deps=[SENDS, get_asset_key_for_model([dbt_models], "campaign_member_outcomes")],
+    deps=[SENDS, AUDIENCE, get_asset_key_for_model([dbt_models], "campaign_member_outcomes"),
+          dg.AssetKey(["scoring", "member_uplift_scores"])],
     pool=WAREHOUSE_POOL,
-    description="One row per campaign, cycle and arm: audience, sent, delivered, unique human opens, clicks, "
-    "unsubscribes, spam reports, members retained (dues paid, or re-engaged) within N days and revenue; the "
-    "uplift of treatment over control with its 95% CI, incremental members retained, their cost, and ROI.",
+    description="One row per campaign, cycle, stratum (targeted, explored) and arm: audience, sent, delivered, unique "
+    "human opens, clicks, unsubscribes, spam reports, members retained (the campaign's declared outcome) within N "
+    "days and revenue; the uplift of treatment over control with its 95% CI, incremental members retained, their "
+    "cost, and ROI. In its metadata, each targeting policy's incremental outcomes per 100 messages.",
 )
 def campaign_results_asset(context: dg.AssetExecutionContext, config: CampaignResultsConfig,
                            warehouse: WarehouseResource):
@@ -120,6 +137,7 @@ def campaign_results_asset(context: dg.AssetExecutionContext, config: CampaignRe
     with warehouse.read() as conn:
         ready = table_exists(conn, MEMBER_OUTCOMES_TABLE)
         members = member_outcomes(conn, config.outcome_window_days) if ready else None
+        policies = policy_results(conn, config.outcome_window_days) if ready else pd.DataFrame()
     results = campaign_results(members if members is not None else pd.DataFrame(), costs)
     with warehouse.write() as conn:
         conn.execute("create schema if not exists campaigns")
@@ -132,6 +150,10 @@ def campaign_results_asset(context: dg.AssetExecutionContext, config: CampaignRe
         "retention_vs_acquisition_cost_ratio": costs.retention_vs_acquisition,
         "results": dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "_no campaign sent yet_"),
     }
+    if len(policies):
+        metadata["policies_per_100_messages"] = dg.MetadataValue.md(
+            "Each targeting policy's incremental outcomes per 100 messages at the volume it would send, estimated "
+            "from the holdout and exploration arms (95% intervals).\n\n" + policies.round(3).to_markdown(index=False))
     truth = simulated_truth(results, members, os.environ.get(SIMULATED_TRUTH_DIR, ""))
     if truth is not None and len(truth):
         metadata["simulated_truth"] = dg.MetadataValue.md(

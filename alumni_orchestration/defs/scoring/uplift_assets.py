@@ -62,6 +62,17 @@ def _features(activity, dues, members, cutoff: dt.date, propensity: pd.Series) -
     return features.assign(dues_propensity=propensity.reindex(features.index).to_numpy())
 
 
+def _training_data(rows: pd.DataFrame, activity, dues, members) -> tuple[pd.DataFrame, list[str]]:
+    """Each randomised member with the point-in-time features at their cycle's cutoff, and the propensity the
+    wave saw (already in `rows`)."""
+    frames = [group.merge(point_in_time_features(activity, dues, members, cycle_cutoff(int(cycle))),
+                          left_on="member_id", right_index=True, how="inner")
+              for cycle, group in rows.groupby("cycle")]
+    data = pd.concat(frames, ignore_index=True)
+    columns = feature_columns(data.drop(columns=["member_id", "cycle", "treated", "p_treat", "paid", "as_of"]))
+    return data[["member_id", "cycle", "treated", "p_treat", "paid", *columns]], columns
+
+
 def _oracle(truth_dir: str) -> pd.Series | None:
     """Synthetic associations only, a yardstick: each member's true expected reminder effect per dues year."""
     path = Path(truth_dir) / EXPECTED_EFFECTS_FILE if truth_dir else None
@@ -120,15 +131,7 @@ def dues_uplift_model(context: dg.AssetExecutionContext, warehouse: WarehouseRes
                                                                      "randomised_rows": len(rows)})
         yield dg.MaterializeResult(asset_key=UPLIFT_SCORES, metadata={"dagster/row_count": 0})
         return
-    frames = []
-    for cycle, group in rows.groupby("cycle"):
-        # point-in-time features at the cycle's cutoff, and the propensity the wave saw
-        features = point_in_time_features(activity, dues, members, cycle_cutoff(int(cycle)))
-        joined = group.merge(features, left_on="member_id", right_index=True, how="inner")
-        frames.append(joined)
-    data = pd.concat(frames, ignore_index=True)
-    columns = feature_columns(data.drop(columns=["member_id", "cycle", "treated", "p_treat", "paid", "as_of"]))
-    data = data[["member_id", "cycle", "treated", "p_treat", "paid", *columns]]
+    data, columns = _training_data(rows, activity, dues, members)
     model_dir = Path(scoring.model_dir) / "dues_uplift"
     model_dir.mkdir(parents=True, exist_ok=True)
     saved, refitted = _save_or_reuse(model_dir, data, columns, scoring.seed,
