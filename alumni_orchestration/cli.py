@@ -1,4 +1,5 @@
-"""The `alumni` command: generate, sandbox, webhook, init, check, demo, campaigns resolve, export, privacy, bench."""
+"""The `alumni` command: generate, sandbox, webhook, init, check, demo, campaigns resolve and compare-policies,
+export, privacy, bench."""
 
 from __future__ import annotations
 
@@ -99,6 +100,9 @@ def _export(args: argparse.Namespace) -> int:
         print(f"alumni export: {exc}", file=sys.stderr)
         return 2
     print(f"{rows} rows written to " + " and ".join(str(p) for p in paths))
+    return 0
+
+
 def _privacy_erase(args: argparse.Namespace) -> int:
     from alumni_orchestration import settings
     from alumni_orchestration.privacy.erase import UnknownMemberError, erase_member
@@ -125,6 +129,17 @@ def _privacy_export(args: argparse.Namespace) -> int:
         print(f"alumni privacy export: {exc}", file=sys.stderr)
         return 2
     print(out)
+    return 0
+
+
+def _campaigns_compare_policies(args: argparse.Namespace) -> int:
+    from alumni_orchestration.campaigns.compare import compare_from_environment
+
+    try:
+        print(compare_from_environment(args.campaign, volume=args.volume))
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"alumni campaigns compare-policies: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -185,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--assume", choices=["sent", "not-sent"], default=None,
                          help="only without Email Activity: what the SendGrid app's Activity feed shows")
     resolve.set_defaults(func=_campaigns_resolve)
+    compare = camp_sub.add_parser("compare-policies", help="before switching a campaign's targeting policy: each "
+                                  "policy's incremental outcomes at equal volume, estimated from past randomised arms")
+    compare.add_argument("--campaign", required=True, help="a campaign of campaigns.yaml, e.g. dues_reminder")
+    compare.add_argument("--volume", type=float, default=None,
+                         help="messages per cycle to compare at (default: what the propensity rule sent)")
+    compare.set_defaults(func=_campaigns_compare_policies)
 
     export = sub.add_parser("export", help="write one member list to $ALUMNI_HOME/exports/<today>/ as CSV and XLSX")
     export.add_argument("list", help="ambassadors, volunteer_candidates, at_risk, dues_due or interest_audiences")

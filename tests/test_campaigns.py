@@ -38,6 +38,7 @@ REENGAGEMENT_AS_OF = dt.date(2026, 11, 20)
 
 
 @pytest.fixture(scope="module")
+
 def scored(scored_association: tuple[Path, Path]) -> tuple[Path, Path]:
     """The session's scored association, built once for every campaign module; tests copy it before writing."""
     return scored_association
@@ -159,13 +160,20 @@ def test_dues_reminders_honour_consent_suppressions_cap_and_holdout(world) -> No
         with warehouse.read() as conn:
             due = conn.execute("select member_id from scoring.member_score_history where as_of = '2026-11-22' and "
                                "not paid_current_cycle and dues_propensity >= 0.5 order by member_id").df().member_id
-        assert int(request.tags["alumni/triggered_members"]) == len(due) >= 5
+            below = conn.execute("select member_id from scoring.member_score_history where as_of = '2026-11-22' and "
+                                 "not paid_current_cycle and dues_propensity < 0.5").df().member_id
+        assert len(due) >= 5
         excluded = _exclude_some(warehouse, due.tolist())
         assert _run_wave(request, warehouse, _sender(warehouse, base_url), instance).success
         with warehouse.read() as conn:
             audience = conn.execute("select * from campaigns.campaign_audience").df().set_index("member_id")
             ledger = conn.execute("select * from campaigns.campaign_sends where as_of = '2026-11-22'").df()
-    assert set(audience.index) == set(due)
+    # The propensity rule's audience, and the exploration arm drawn among the unpaid members below it.
+    assert int(request.tags["alumni/triggered_members"]) == len(audience)
+    assert set(audience[audience.stratum == "targeted"].index) == set(due)
+    explored = audience[audience.stratum == "explored"]
+    assert set(explored.index) <= set(below) and 0 < len(explored) < 0.2 * len(below)
+    assert set(ledger.stratum) == {"targeted", "explored"}
     for member, reason in excluded.items():
         assert audience.reason[member] == reason and pd.isna(audience.arm[member])
     recipients = _recipients(_mail_send(data))
@@ -176,9 +184,11 @@ def test_dues_reminders_honour_consent_suppressions_cap_and_holdout(world) -> No
     results = dg.materialize([campaign_results_asset], resources={"warehouse": warehouse})
     assert results.success
     with warehouse.read() as conn:
-        table = conn.execute("select * from campaigns.campaign_results where campaign_id = 'dues_reminder'").df().set_index("arm")
-    assert table.audience["treatment"] == table.sent["treatment"] == len(treated)
-    assert table.audience.get("control", 0) == len(control) and table.sent.get("control", 0) == 0
+        table = conn.execute("select * from campaigns.campaign_results where campaign_id = 'dues_reminder'").df()
+    by_arm = table.groupby("arm")[["audience", "sent"]].sum()
+    assert by_arm.audience["treatment"] == by_arm.sent["treatment"] == len(treated)
+    assert by_arm.audience.get("control", 0) == len(control) and by_arm.sent.get("control", 0) == 0
+    assert set(table.stratum) == {"targeted", "explored"}
     messages = [p for line in _mail_send(data) for p in line["request"]["personalizations"]]
     assert all("90 €" in p["substitutions"]["-message_text-"] or "45 €" in p["substitutions"]["-message_text-"]
                or "15 €" in p["substitutions"]["-message_text-"] for p in messages)
@@ -335,15 +345,16 @@ def test_backfilling_a_campaign_window_from_the_cli_updates_its_results(scored, 
                                   cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
         assert launched.returncode == 0, (launched.stdout + launched.stderr)[-3000:]
     with warehouse.read() as conn:
-        results = conn.execute("select * from campaigns.campaign_results where campaign_id = 'dues_reminder'"
-                               ).df().set_index("arm")
-    assert results.delivered["treatment"] == results.sent["treatment"] == treated
-    assert results.unique_opens["treatment"] > 0
+        results = conn.execute("select * from campaigns.campaign_results where campaign_id = 'dues_reminder' "
+                               "order by stratum, arm").df()
+    sums = results.groupby("arm")[["delivered", "sent", "unique_opens"]].sum()  # both strata: targeted, explored
+    assert sums.delivered["treatment"] == sums.sent["treatment"] == treated
+    assert sums.unique_opens["treatment"] > 0
     rebuilt = dg.materialize([campaign_results_asset], resources={"warehouse": warehouse})
     assert rebuilt.success
     with warehouse.read() as conn:
-        again = conn.execute("select * from campaigns.campaign_results where campaign_id = 'dues_reminder'"
-                             ).df().set_index("arm")
+        again = conn.execute("select * from campaigns.campaign_results where campaign_id = 'dues_reminder' "
+                             "order by stratum, arm").df()
     pd.testing.assert_frame_equal(results, again)
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 import yaml
 
 from alumni_orchestration.campaigns.definitions import Campaign
+from alumni_orchestration.campaigns.lifecycle import events_html, lifecycle_fields
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 SITE = "https://www.anciens-exemple.fr"
@@ -96,17 +97,19 @@ def personal_data(campaign: Campaign, recipient: dict[str, Any], sender: Sender)
         "amount": _euros(recipient.get("dues_amount_eur"), language),
         "payment_link": campaign.payment_link.format(organization=sender.organization, cycle=dues_year)
         if campaign.payment_link else "",
+        **lifecycle_fields(campaign, recipient, language),
     }
 
 
 def render(campaign: Campaign, recipient: dict[str, Any], sender: Sender) -> Rendered:
     data = personal_data(campaign, recipient, sender)
     subject_t, body_t = _template(campaign.content.template, data["language"])
-    escaped = {k: html.escape(str(v)) for k, v in data.items() if k != "blocks"}
+    escaped = {k: html.escape(str(v)) for k, v in data.items() if k not in ("blocks", "events")}
     blocks_html = "<ul>" + "".join(f'<li><a href="{html.escape(b["url"])}">{html.escape(b["text"])}</a></li>'
                                    for b in data["blocks"]) + "</ul>"
-    body = body_t.substitute({**escaped, "blocks": blocks_html})
-    subject = subject_t.substitute({k: str(v) for k, v in data.items() if k != "blocks"})
+    events = events_html(data["events"], data["language"]) if "events" in data else ""
+    body = body_t.substitute({**escaped, "blocks": blocks_html, "events": events})
+    subject = subject_t.substitute({k: str(v) for k, v in data.items() if k not in ("blocks", "events")})
     return Rendered(subject=subject, html=body, text=html_to_text(body))
 
 

@@ -54,6 +54,7 @@ DDL = {
         period varchar not null, as_of date not null, step integer not null, arm varchar not null,
         status varchar not null, batch_id varchar, send_at timestamptz, attempts integer not null default 0,
         detail varchar, marketing boolean not null default true, updated_at timestamptz not null,
+        stratum varchar not null default 'targeted',
         primary key (campaign_id, cycle, member_id))""",
     BATCHES: f"""create table if not exists {BATCHES} (
         batch_id varchar primary key, campaign_id varchar not null, as_of date not null,
@@ -145,10 +146,16 @@ def reopen_outboxed(connect: Connect, campaign_id: str, as_of: dt.date, now: dt.
     return count
 
 
+# Ledgers created before the exploration arm: every earlier row was targeted.
+MIGRATIONS = (f"alter table {SENDS} add column if not exists stratum varchar default 'targeted'",)
+
+
 def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(f"create schema if not exists {SCHEMA}")
     for ddl in DDL.values():
         conn.execute(ddl)
+    for migration in MIGRATIONS:
+        conn.execute(migration)
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:
@@ -156,13 +163,15 @@ def _utc(moment: dt.datetime) -> dt.datetime:
 
 
 def plan_wave(connect: Connect, campaign: Campaign, audience: pd.DataFrame, now: dt.datetime) -> tuple[int, int]:
-    """Ledger rows for the included members of a wave (audience: member_id, cycle, period, as_of, step, arm).
-    Rows that already exist are left as they are: re-running a wave plans nothing twice."""
-    rows = audience.assign(campaign_id=campaign.campaign_id,
+    """Ledger rows for the included members of a wave (audience: member_id, cycle, period, as_of, step, arm and
+    stratum). Rows that already exist are left as they are: re-running a wave plans nothing twice."""
+    if "stratum" not in audience:
+        audience = audience.assign(stratum="targeted")
+    rows = audience.assign(campaign_id=campaign.campaign_id, stratum=audience.stratum.fillna("targeted"),
                            status=audience.arm.map({TREATMENT: PLANNED, CONTROL: HELD_OUT}),
                            marketing=campaign.marketing, updated_at=_utc(now))
     rows = rows[["campaign_id", "cycle", "member_id", "period", "as_of", "step", "arm", "status", "marketing",
-                 "updated_at"]]
+                 "updated_at", "stratum"]]
     with connect() as conn:
         ensure_tables(conn)
         counts = f"select count(*) filter (where status = '{HELD_OUT}'), count(*) from {SENDS} where campaign_id = ?"
@@ -260,7 +269,7 @@ def send_planned(connect: Connect, transport: Transport, campaign: Campaign, as_
         for _attempt in range(max_attempts):
             now = clock()
             batch_id = transport.new_batch()
-            send_at = dt.datetime.fromtimestamp(send_at_unix(now, lead), dt.UTC)
+            send_at = dt.datetime.fromtimestamp(send_at_unix(now, lead, campaign.not_before(as_of)), dt.UTC)
             body = mail_request(campaign, chunk, sender, batch_id=None if transport.local else batch_id,
                                 send_at=int(send_at.timestamp()))
             errors = mail_send_errors(body, now.timestamp())

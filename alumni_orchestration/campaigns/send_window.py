@@ -20,9 +20,13 @@ def is_quiet(moment: dt.datetime) -> bool:
     return local.weekday() == SUNDAY or not (OPENS <= local.time() < CLOSES)
 
 
-def next_send_time(now: dt.datetime, lead: dt.timedelta = dt.timedelta(minutes=10)) -> dt.datetime:
-    """The earliest allowed moment at least `lead` after now (the lead leaves time to cancel)."""
+def next_send_time(now: dt.datetime, lead: dt.timedelta = dt.timedelta(minutes=10),
+                   not_before: dt.datetime | None = None) -> dt.datetime:
+    """The earliest allowed moment at least `lead` after now (the lead leaves time to cancel), and not before
+    `not_before` (a greeting's 08:00) unless that is beyond what SendGrid can hold."""
     candidate = (now + lead).astimezone(PARIS)
+    if not_before is not None and candidate < not_before <= now + MAX_AHEAD - dt.timedelta(hours=36):
+        candidate = not_before.astimezone(PARIS)
     for _ in range(8):
         if not is_quiet(candidate):
             return candidate
@@ -33,8 +37,9 @@ def next_send_time(now: dt.datetime, lead: dt.timedelta = dt.timedelta(minutes=1
     raise AssertionError("no allowed send time within a week")  # unreachable: six days a week are open
 
 
-def send_at_unix(now: dt.datetime, lead: dt.timedelta = dt.timedelta(minutes=10)) -> int:
-    moment = next_send_time(now, lead)
+def send_at_unix(now: dt.datetime, lead: dt.timedelta = dt.timedelta(minutes=10),
+                 not_before: dt.datetime | None = None) -> int:
+    moment = next_send_time(now, lead, not_before)
     if moment - now > MAX_AHEAD:
         raise ValueError("send_at would be more than 72 h ahead")
     return int(moment.timestamp())

@@ -1,10 +1,10 @@
 """Who a campaign wave contacts on a given day, and why. Pure: frames in, frames out.
 
-1. `wave_candidates`: the members a campaign's triggers select between the previous and the
-   current score snapshot (with hysteresis), or — for a reminder sequence — the members due for
-   their next reminder.
-2. `build_audience`: the campaign's audience rules over those candidates (one reason each), and
-   the deterministic holdout for the included ones.
+1. `wave_candidates`: the members the campaign's kind selects (kinds.py: trigger crossings with
+   hysteresis, or the next step of a reminder sequence), then its targeting policy over the eligible
+   pool and the exploration arm outside it (policies.py).
+2. `build_audience`: the campaign's audience rules over those candidates (one reason each), and the
+   arm of the included: the deterministic holdout for the targeted, the exploration draw for the explored.
 """
 
 from __future__ import annotations
@@ -17,19 +17,17 @@ import pandas as pd
 from alumni_orchestration.campaigns.audience import INCLUDED, audience_reasons
 from alumni_orchestration.campaigns.definitions import Campaign
 from alumni_orchestration.campaigns.holdout import assign_arms
+from alumni_orchestration.campaigns.kinds import CANDIDATE_COLUMNS as KIND_COLUMNS
+from alumni_orchestration.campaigns.kinds import TREND_DAYS, with_trend
+from alumni_orchestration.campaigns.policies import EXPLORED, TARGETED, exploration_arms, targeted_mask
 from alumni_orchestration.campaigns.triggers import crossings
 
-TREND_DAYS = 30
-CANDIDATE_COLUMNS = ["member_id", "step", "cycle", "period", "trigger", "score"]
-AUDIENCE_COLUMNS = ["member_id", "campaign_id", "as_of", "cycle", "period", "step", "trigger", "score", "reason", "arm"]
-
-
-def with_trend(history: pd.DataFrame, days: int = TREND_DAYS) -> pd.DataFrame:
-    """Adds engagement_trend: the engagement score's change against `days` before (NaN without that snapshot)."""
-    earlier = history[["member_id", "as_of", "engagement_score"]].assign(
-        as_of=lambda f: f.as_of + pd.Timedelta(days=days)).rename(columns={"engagement_score": "_earlier"})
-    out = history.merge(earlier, on=["member_id", "as_of"], how="left")
-    return out.assign(engagement_trend=out.engagement_score - out._earlier).drop(columns="_earlier")
+CANDIDATE_COLUMNS = ["member_id", "step", "cycle", "period", "trigger", "score", "stratum", "explore_arm",
+                     "predicted_uplift"]
+AUDIENCE_COLUMNS = ["member_id", "campaign_id", "as_of", "cycle", "period", "step", "trigger", "score", "reason", "arm",
+                    "stratum", "predicted_uplift"]
+__all__ = ["AUDIENCE_COLUMNS", "CANDIDATE_COLUMNS", "TREND_DAYS", "build_audience", "possible_crossers",
+           "snapshot_days", "wave_candidates", "with_trend"]
 
 
 def _snapshots(history: pd.DataFrame) -> pd.DataFrame:
@@ -58,60 +56,56 @@ def possible_crossers(campaign: Campaign, snapshots: pd.DataFrame, previous: dt.
 
 
 def wave_candidates(campaign: Campaign, history: pd.DataFrame, ledger: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
-    """history: member_id, as_of, engagement_score, dues_propensity, paid_current_cycle (snapshots up to as_of).
-    ledger: this campaign's earlier rows (member_id, cycle, period, as_of, step), any arm.
-    Returns member_id, step, cycle, period, trigger, score."""
+    """history: member_id, as_of, engagement_score, dues_propensity, paid_current_cycle and, once the uplift model
+    has scored, predicted_uplift (snapshots up to as_of).
+    ledger: this campaign's earlier rows (member_id, cycle, period, as_of, step, arm and stratum), any arm.
+    Returns CANDIDATE_COLUMNS."""
     history = _snapshots(history)
     current = pd.Timestamp(as_of)
     days = sorted(d for d in history.as_of.unique() if d < current)
     if current not in set(history.as_of) or not days:
         return pd.DataFrame(columns=CANDIDATE_COLUMNS)
-    previous = days[-1]
     ledger = ledger.assign(as_of=pd.to_datetime(ledger.as_of)) if len(ledger) else pd.DataFrame(
-        columns=["member_id", "cycle", "period", "as_of", "step"])
-    if campaign.is_sequence:
-        return _sequence_candidates(campaign, history, ledger, as_of)
-    if any(t.score == "engagement_trend" for t in campaign.triggers):
-        history = with_trend(history)
-    last_fired = ledger.groupby("member_id").as_of.max() if len(ledger) else None
-    found = []
-    for trigger in campaign.triggers:
-        hits = crossings(history, trigger, previous, current, last_fired)
-        found.append(hits.assign(trigger=f"{trigger.score} {trigger.direction} {trigger.threshold:g}",
-                                 score=hits.current))
-    hits = pd.concat(found, ignore_index=True).drop_duplicates("member_id") if found else pd.DataFrame()
-    if hits.empty:
+        columns=["member_id", "cycle", "period", "as_of", "step", "arm", "stratum"])
+    found = campaign.kind.select(campaign, history, ledger, as_of, days[-1])
+    if found.empty:
         return pd.DataFrame(columns=CANDIDATE_COLUMNS)
-    return hits.assign(step=1, cycle=campaign.cycle_of(as_of), period=campaign.period_of(as_of))[CANDIDATE_COLUMNS]
+    return _targeted_and_explored(campaign, found, history, ledger, as_of)
 
 
-def _sequence_candidates(campaign: Campaign, history: pd.DataFrame, ledger: pd.DataFrame,
-                         as_of: dt.date) -> pd.DataFrame:
-    """Due for the next reminder: unpaid, propensity at or above the threshold (the margin below it
-    once the sequence has started), fewer than max reminders, and the last one long enough ago."""
-    [trigger] = campaign.triggers
-    policy = campaign.policy
-    period = campaign.period_of(as_of)
-    if as_of < campaign.season_opens_on(as_of):
-        return pd.DataFrame(columns=CANDIDATE_COLUMNS)
+def _targeted_and_explored(campaign: Campaign, found: pd.DataFrame, history: pd.DataFrame, ledger: pd.DataFrame,
+                           as_of: dt.date) -> pd.DataFrame:
+    """The policy over the eligible pool; the exploration draw over the rest of it. Later steps keep the stratum
+    (and, explored, the arm) of the member's first message of the period."""
     today = history[history.as_of == pd.Timestamp(as_of)].set_index("member_id")
-    unpaid = ~today.paid_current_cycle.astype(bool)
-    score = today[trigger.score]
-    mine = ledger[ledger.period == period]
-    reminders = mine.groupby("member_id").size().reindex(today.index, fill_value=0)
-    last = pd.to_datetime(mine.groupby("member_id").as_of.max().reindex(today.index))
-    waited = ((pd.Timestamp(as_of) - last).dt.days >= policy.min_days_between_reminders).fillna(False)
-    first = unpaid & (reminders == 0) & (score >= trigger.threshold)
-    follow_up = (unpaid & (reminders > 0) & (reminders < policy.max_reminders) & waited
-                 & (score >= trigger.threshold - trigger.margin))
-    due = first | follow_up
-    out = pd.DataFrame({"member_id": today.index[due], "step": (reminders[due] + 1).to_numpy(),
-                        "score": score[due].to_numpy()})
-    out["trigger"] = np.where(first[due].to_numpy(), f"{trigger.score} >= {trigger.threshold:g} and unpaid",
-                              "next reminder of the sequence")
-    out["period"] = period
-    out["cycle"] = [campaign.cycle_of(as_of, int(s)) for s in out.step]
-    return out[CANDIDATE_COLUMNS]
+    uplift = today.predicted_uplift if "predicted_uplift" in today else pd.Series(np.nan, index=today.index)
+    found = found[KIND_COLUMNS].assign(predicted_uplift=found.member_id.map(uplift).astype(float).to_numpy(),
+                                       stratum=TARGETED, explore_arm=None)
+    earlier = ledger[ledger.period == found.period.iloc[0]]
+    if "stratum" in earlier and len(earlier):
+        first = earlier.sort_values("step").drop_duplicates("member_id").set_index("member_id")
+        explored = found.member_id.map(first.stratum).eq(EXPLORED).to_numpy()
+        found.loc[explored, "stratum"] = EXPLORED
+        found.loc[explored, "explore_arm"] = found.member_id[explored].map(first.arm).to_numpy()
+    pool = found.eligible_pool.astype(bool).to_numpy()
+    if not pool.any():
+        return found[CANDIDATE_COLUMNS].reset_index(drop=True)
+    [trigger] = campaign.triggers[:1]
+    already = int((earlier.step == 1).sum()) if len(earlier) else 0
+    hit = targeted_mask(campaign.targeting, trigger.threshold, found[pool], already_sent=already)
+    policy = campaign.targeting.policy
+    rule = f"{trigger.score} >= {trigger.threshold:g} and unpaid" if policy == "propensity" else f"{policy}, unpaid"
+    targeted_rows = found.index[pool][hit]
+    found.loc[targeted_rows, "trigger"] = rule
+    rest = found[pool][~hit]
+    arms = exploration_arms(rest.member_id, campaign.campaign_id, found.period.iloc[0],
+                            campaign.targeting.exploration_share)
+    drawn = arms[arms.notna()]
+    found.loc[drawn.index, "stratum"] = EXPLORED
+    found.loc[drawn.index, "explore_arm"] = drawn.to_numpy()
+    found.loc[drawn.index, "trigger"] = "exploration arm"
+    keep = ~pool | found.index.isin(targeted_rows) | found.index.isin(drawn.index)
+    return found[keep][CANDIDATE_COLUMNS].reset_index(drop=True)
 
 
 def build_audience(campaign: Campaign, candidates: pd.DataFrame, members: pd.DataFrame, sends: pd.DataFrame,
@@ -123,7 +117,7 @@ def build_audience(campaign: Campaign, candidates: pd.DataFrame, members: pd.Dat
     if candidates.empty:
         return pd.DataFrame(columns=AUDIENCE_COLUMNS)
     own = sends[sends.campaign_id == campaign.campaign_id]
-    if campaign.is_sequence:  # a sequence counts its reminders within the period only
+    if campaign.kind.counts_within_period:  # a sequence counts its reminders within the period only
         own = own[own.period == candidates.period.iloc[0]]
     considered = pd.concat([sends[sends.campaign_id != campaign.campaign_id], own], ignore_index=True)
     people = candidates[["member_id"]].merge(members, on="member_id", how="left").fillna(
@@ -135,8 +129,16 @@ def build_audience(campaign: Campaign, candidates: pd.DataFrame, members: pd.Dat
     in_cycle = set(zip(own.member_id, own.cycle, strict=True))
     repeat = [(m, c) in in_cycle for m, c in zip(out.member_id, out.cycle, strict=True)]
     out.loc[repeat, "reason"] = "already_contacted_this_cycle"
-    included = out.reason == INCLUDED
+    for column, default in (("stratum", TARGETED), ("explore_arm", None), ("predicted_uplift", np.nan)):
+        if column not in out:
+            out[column] = default
+    included = (out.reason == INCLUDED).to_numpy()
+    targeted = included & (out.stratum != EXPLORED).to_numpy()
     out["arm"] = None
-    out.loc[included, "arm"] = assign_arms(out.member_id[included], campaign.campaign_id,
-                                           campaign.period_of(as_of), campaign.holdout_share).to_numpy()
+    for period in out.period[targeted].unique():  # one period per wave, but a welcome's is the joining year
+        drawn = targeted & (out.period == period).to_numpy()
+        out.loc[drawn, "arm"] = assign_arms(out.member_id[drawn], campaign.campaign_id, str(period),
+                                            campaign.holdout_share).to_numpy()
+    explored = included & ~targeted
+    out.loc[explored, "arm"] = out.explore_arm[explored].to_numpy()
     return out[AUDIENCE_COLUMNS].sort_values("member_id", ignore_index=True)

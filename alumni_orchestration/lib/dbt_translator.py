@@ -23,6 +23,10 @@ class AlumniDbtTranslator(DagsterDbtTranslator):
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
+            # A source written by a Python asset outside raw (the campaign ledger) names its key in meta.dagster.
+            declared = ((dbt_resource_props.get("meta") or {}).get("dagster") or {}).get("asset_key")
+            if declared:
+                return dg.AssetKey(declared)
             # dbt sources are the tables the source assets write: raw.<table>
             return dg.AssetKey(["raw", dbt_resource_props["name"]])
         return dg.AssetKey([layer_of(dbt_resource_props), dbt_resource_props["name"]])

@@ -6,6 +6,7 @@ the next morning. The sensors request these runs; re-running one sends nothing t
 
 
 import datetime as dt
+import json
 
 import dagster as dg
 import pandas as pd
@@ -15,6 +16,12 @@ from alumni_orchestration.campaigns.audience import INCLUDED
 from alumni_orchestration.campaigns.content import RECIPIENT_COLUMNS, language_for
 from alumni_orchestration.campaigns.definitions import Campaign, campaigns
 from alumni_orchestration.campaigns.holdout import CONTROL, TREATMENT
+from alumni_orchestration.campaigns.kinds import LATEST_SNAPSHOTS
+from alumni_orchestration.campaigns.lifecycle import (
+    LIFECYCLE_RECIPIENT_COLUMNS,
+    MEMBER_DATE_COLUMNS,
+    class_events,
+)
 from alumni_orchestration.campaigns.send_window import PARIS
 from alumni_orchestration.campaigns.waves import (
     AUDIENCE_COLUMNS,
@@ -49,7 +56,10 @@ BY_DATE = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="da
 AUDIENCE_DDL = f"""create table if not exists {AUDIENCE_TABLE} (
     member_id integer not null, campaign_id varchar not null, as_of date not null, cycle varchar not null,
     period varchar not null, step integer not null, "trigger" varchar, score double, reason varchar not null,
-    arm varchar, computed_at timestamptz not null)"""
+    arm varchar, stratum varchar, predicted_uplift double, computed_at timestamptz not null)"""
+AUDIENCE_MIGRATIONS = (f"alter table {AUDIENCE_TABLE} add column if not exists stratum varchar default 'targeted'",
+                       f"alter table {AUDIENCE_TABLE} add column if not exists predicted_uplift double")
+UPLIFT_SCORES = "scoring.member_uplift_scores"
 
 
 def wave_of(context: dg.AssetExecutionContext) -> tuple[Campaign, dt.date]:
@@ -67,7 +77,27 @@ HISTORY_COLUMNS = "member_id, as_of, engagement_score, dues_propensity, paid_cur
 
 def load_history(conn, as_of: dt.date, campaign: Campaign | None = None,
                  lookback_days: int = LOOKBACK_DAYS) -> pd.DataFrame:
-    """The score snapshots a wave's triggers look at, up to `as_of`. For a campaign, only what it can use,
+    """score_history, with each member's latest predicted uplift (scored on or before as_of) once the uplift
+    model has scored: what the uplift targeting policies rank on."""
+    history = score_snapshots(conn, as_of, campaign, lookback_days)
+    if campaign is not None and campaign.kind.date_triggered:
+        history = history.merge(member_dates(conn), on="member_id", how="left")
+    if not table_exists(conn, UPLIFT_SCORES):
+        return history
+    uplift = conn.execute(f"select member_id, arg_max(predicted_uplift, as_of) as predicted_uplift "
+                          f"from {UPLIFT_SCORES} where as_of <= ? group by member_id", [as_of]).df()
+    return history.merge(uplift, on="member_id", how="left")
+
+
+def member_dates(conn) -> pd.DataFrame:
+    """Each member's dates a lifecycle campaign selects on (birthday, graduation, joining)."""
+    return conn.execute(f"select member_id, {', '.join(MEMBER_DATE_COLUMNS)} "
+                        "from staging.stg_membership__members").df()
+
+
+def score_snapshots(conn, as_of: dt.date, campaign: Campaign | None = None,
+                 lookback_days: int = LOOKBACK_DAYS) -> pd.DataFrame:
+    """The score snapshots a wave's triggers look at, up to `as_of`. For a campaign, only what its kind needs,
     so that the cost follows the members who cross rather than the association: a reminder sequence needs
     the latest two snapshots; crossing triggers need the lookback of the members who crossed (a few
     snapshots tell who)."""
@@ -77,7 +107,7 @@ def load_history(conn, as_of: dt.date, campaign: Campaign | None = None,
         return conn.execute(f"select {HISTORY_COLUMNS} from {table} where as_of between ? and ?", [start, as_of]).df()
     previous = conn.execute(f"select max(as_of) from {table} where as_of >= ? and as_of < ?",
                             [start, as_of]).fetchall()[0][0]
-    if previous is None or campaign.is_sequence:
+    if previous is None or campaign.kind.history == LATEST_SNAPSHOTS:
         return conn.execute(f"select {HISTORY_COLUMNS} from {table} where as_of in (?, ?)",
                             [previous or as_of, as_of]).df()
     snapshots = conn.execute(f"select {HISTORY_COLUMNS} from {table} where as_of in (select unnest(?))",
@@ -100,14 +130,19 @@ def load_ledger(conn, campaign_id: str | None = None, exclude_as_of: dt.date | N
 def earlier_sends(conn, campaign: Campaign, as_of: dt.date, moment: dt.datetime, window_days: int) -> pd.DataFrame:
     """Every earlier message that counts for the rules: the ledger (control rows of this campaign for
     its timeline, never for the cap) and the other marketing emails SendGrid delivered."""
-    rows = load_ledger(conn, exclude_as_of=as_of)
+    rows = load_ledger(conn)
+    # The other campaigns' messages of the wave's own day count for the daily cap only (marketing False here).
+    same_day = (pd.to_datetime(rows.as_of).dt.date == as_of).to_numpy()
+    rows = rows[~same_day | (rows.campaign_id != campaign.campaign_id).to_numpy()]  # re-runs see the same past
     rows = rows[(rows.campaign_id == campaign.campaign_id) | (rows.arm == TREATMENT)]
     rows = rows[~rows.status.isin([ledger.FAILED, ledger.CANCELLED])]
+    same_day = (pd.to_datetime(rows.as_of).dt.date == as_of).to_numpy()
     sent_at = pd.to_datetime(rows.send_at, utc=True).fillna(
         pd.to_datetime(rows.as_of).dt.tz_localize(PARIS).dt.tz_convert("UTC"))
     ours = pd.DataFrame({"member_id": rows.member_id.astype("int64"), "campaign_id": rows.campaign_id,
                          "cycle": rows.cycle, "period": rows.period, "sent_at": sent_at,
-                         "marketing": rows.marketing.astype(bool) & (rows.arm == TREATMENT)})
+                         "marketing": rows.marketing.astype(bool) & (rows.arm == TREATMENT) & ~same_day,
+                         "messaged": rows.arm == TREATMENT})
     external = conn.execute("""
         select m.member_id, e.campaign_id, e.event_at
         from staging.stg_sendgrid__events as e
@@ -119,7 +154,8 @@ def earlier_sends(conn, campaign: Campaign, as_of: dt.date, moment: dt.datetime,
             columns=["member_id", "campaign_id", "event_at"])
     theirs = pd.DataFrame({"member_id": external.member_id.astype("int64"),
                            "campaign_id": external.campaign_id.fillna("external"), "cycle": "", "period": "",
-                           "sent_at": pd.to_datetime(external.event_at, utc=True), "marketing": True})
+                           "sent_at": pd.to_datetime(external.event_at, utc=True), "marketing": True,
+                           "messaged": True})
     return pd.concat([ours, theirs], ignore_index=True)
 
 
@@ -172,6 +208,8 @@ def campaign_audience(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     with warehouse.write() as conn:
         conn.execute(f"create schema if not exists {SCHEMA}")
         conn.execute(AUDIENCE_DDL)
+        for migration in AUDIENCE_MIGRATIONS:
+            conn.execute(migration)
         conn.execute("begin transaction")
         conn.execute(f"delete from {AUDIENCE_TABLE} where campaign_id = ? and as_of = ?", [campaign.campaign_id, as_of])
         conn.register("wave_audience", rows)
@@ -186,6 +224,7 @@ def campaign_audience(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         "included": len(included),
         "treatment": int((included.arm == TREATMENT).sum()),
         "control": int((included.arm == CONTROL).sum()),
+        "explored": int((included.stratum == "explored").sum()),
         "excluded": int(len(audience) - len(included)),
         "reasons": _md(reasons),
         "by_step": _md(included.groupby(["step", "arm"]).size().rename("members").reset_index()),
@@ -193,25 +232,42 @@ def campaign_audience(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     })
 
 
-def recipients_loader(warehouse: WarehouseResource, campaign: Campaign):
+def lifecycle_details(conn, campaign: Campaign, people: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """A class anniversary's upcoming class events (Eventbrite, matched by promo), as JSON per member."""
+    if campaign.lifecycle is None or campaign.lifecycle.occasion != "anniversary" \
+            or not table_exists(conn, "staging.stg_eventbrite__attendees"):
+        return people.assign(class_events="[]")
+    events = conn.execute("select event_id, event_name, start_at from staging.stg_eventbrite__events "
+                          "where coalesce(status, '') not in ('canceled', 'cancelled')").df()
+    registrations = conn.execute("select event_id, promo from staging.stg_eventbrite__attendees "
+                                 "where not coalesce(cancelled, false) and promo is not null").df()
+    by_promo = class_events(events, registrations, as_of, campaign.lifecycle.max_events)
+    return people.assign(class_events=[json.dumps(by_promo.get(int(p), []) if pd.notna(p) else [])
+                                       for p in people.graduation_year])
+
+
+def recipients_loader(warehouse: WarehouseResource, campaign: Campaign, as_of: dt.date | None = None):
     """Member id -> what a message needs. Only valid addresses; personal data stays in the warehouse."""
     def load(member_ids: list[int]) -> pd.DataFrame:
         with warehouse.read() as conn:
             conn.register("wanted", pd.DataFrame({"member_id": member_ids}))
             people = conn.execute("""
                 select m.member_id, m.email, m.first_name, m.city, m.region, s.top_interests,
-                       p.current_dues_tier
+                       p.current_dues_tier, m.graduation_year
                 from wanted as w
                 join staging.stg_membership__members as m on m.member_id = w.member_id
                 left join scoring.member_scores as s on s.member_id = m.member_id
                 left join marts.member_profile as p on p.member_id = m.member_id
                 where m.email_status = 'valid'
             """).df()
+            if campaign.lifecycle is not None:
+                people = lifecycle_details(conn, campaign, people, as_of or dt.date.today())
         people["language"] = [language_for(c, r) for c, r in zip(people.city, people.region, strict=True)]
         # No current tier (e.g. lapsed for years): the standard annual dues.
         people["dues_amount_eur"] = people.current_dues_tier.map(campaign.dues_amounts_eur).fillna(
             campaign.dues_amounts_eur.get("annual"))
-        return people[[c for c in RECIPIENT_COLUMNS if c not in ("cycle", "arm")]]
+        lifecycle = [c for c in LIFECYCLE_RECIPIENT_COLUMNS if campaign.lifecycle is not None and c in people]
+        return people[[c for c in RECIPIENT_COLUMNS if c not in ("cycle", "arm")] + lifecycle]
     return load
 
 
@@ -255,7 +311,7 @@ def campaign_sends(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     reopened = 0 if transport.local else ledger.reopen_outboxed(warehouse.write, campaign.campaign_id, as_of, now)
     cancelled, unknown = ledger.recover(warehouse.write, transport, campaign.campaign_id, now)
     report = ledger.send_planned(warehouse.write, transport, campaign, as_of,
-                                 recipients_loader(warehouse, campaign), email_sender.sender(),
+                                 recipients_loader(warehouse, campaign, as_of), email_sender.sender(),
                                  clock=email_sender.now, lead=email_sender.lead,
                                  chunk_size=email_sender.chunk_size)
     with warehouse.read() as conn:

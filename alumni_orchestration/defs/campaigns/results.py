@@ -10,12 +10,22 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from dagster_dbt import get_asset_key_for_model
 from pydantic import Field
 
 from alumni_orchestration.campaigns import ledger
-from alumni_orchestration.campaigns.results import Costs, against_truth, campaign_results
-from alumni_orchestration.defs.campaigns.assets import SENDS
+from alumni_orchestration.campaigns.compare import randomised_records
+from alumni_orchestration.campaigns.definitions import campaigns
+from alumni_orchestration.campaigns.evaluation import policy_report
+from alumni_orchestration.campaigns.results import (
+    Costs,
+    against_truth,
+    campaign_results,
+    outcomes_within_window,
+)
+from alumni_orchestration.defs.campaigns.assets import AUDIENCE, SENDS
 from alumni_orchestration.defs.campaigns.resources import deployment_send_mode
+from alumni_orchestration.defs.dbt.assets import dbt_models
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.defs.workbench.campaign_summary import campaign_summary_metadata
 from alumni_orchestration.partitions import daily_partitions
@@ -27,9 +37,7 @@ RESULTS_TABLE = "campaigns.campaign_results"
 # Optional: a folder where a simulator wrote the true effects (the demo only). Read, never imported.
 SIMULATED_TRUTH_DIR = "ALUMNI_SIMULATED_TRUTH_DIR"
 TRUE_EFFECTS_FILE = "true_effects.csv"
-# Signals that show a member re-engaged (opens are too noisy: privacy proxies open everything).
-REENGAGEMENT_SIGNALS = ("clicks", "events_registered", "events_attended", "dues_paid", "donations", "votes",
-                        "group_joins", "volunteer_starts")
+MEMBER_OUTCOMES_TABLE = "marts.campaign_member_outcomes"
 
 
 class CampaignResultsConfig(dg.Config):
@@ -37,56 +45,6 @@ class CampaignResultsConfig(dg.Config):
     cost_per_email_eur: float = Field(default=0.002)
     retain_member_eur: float = Field(default=1.0, description="what keeping a member costs (seed documents: 1 €)")
     acquire_member_eur: float = Field(default=9.0, description="what recruiting a member costs (seed documents: 9 €)")
-
-
-MEMBER_OUTCOMES = f"""
-with sends as (
-    select campaign_id, cycle, member_id, arm, status, as_of,
-           try_cast(left(cycle, 4) as integer) as dues_year
-    from {ledger.SENDS}
-    where status not in ('{ledger.FAILED}', '{ledger.CANCELLED}')
-),
-events as (
-    select campaign_id, cycle, try_cast(member_id as integer) as member_id,
-           bool_or(event = 'delivered') as delivered,
-           bool_or(event = 'open' and not coalesce(sg_machine_open, false)) as opened,
-           bool_or(event = 'click') as clicked,
-           bool_or(event in ('unsubscribe', 'group_unsubscribe')) as unsubscribed,
-           bool_or(event = 'spamreport') as spam_reported
-    from raw.sendgrid_events
-    where campaign_id is not null
-    group by all
-),
-paid as (
-    select s.campaign_id, s.cycle, s.member_id, sum(d.amount_eur) as revenue_eur
-    from sends as s
-    join marts.dues_history as d
-      on d.member_id = s.member_id and d.dues_year = s.dues_year and d.paid
-     and d.first_paid_on >= s.as_of and d.first_paid_on < s.as_of + to_days(cast($window as integer))
-    where s.campaign_id = 'dues_reminder'
-    group by all
-),
-active as (
-    select distinct s.campaign_id, s.cycle, s.member_id
-    from sends as s
-    join marts.member_activity_daily as a
-      on a.member_id = s.member_id and a.activity_date >= s.as_of
-     and a.activity_date < s.as_of + to_days(cast($window as integer))
-     and a.signal in $signals
-    where s.campaign_id <> 'dues_reminder'
-)
-select s.campaign_id, s.cycle, s.member_id, s.arm,
-       list_contains(cast($delivered as varchar[]), s.status) as sent,
-       coalesce(e.delivered, false) as delivered, coalesce(e.opened, false) as opened,
-       coalesce(e.clicked, false) as clicked, coalesce(e.unsubscribed, false) as unsubscribed,
-       coalesce(e.spam_reported, false) as spam_reported,
-       (p.member_id is not null or a.member_id is not null) as retained,
-       coalesce(p.revenue_eur, 0) as revenue_eur
-from sends as s
-left join events as e using (campaign_id, cycle, member_id)
-left join paid as p using (campaign_id, cycle, member_id)
-left join active as a using (campaign_id, cycle, member_id)
-"""
 
 
 def simulated_truth(results: pd.DataFrame, members: pd.DataFrame | None, truth_dir: str) -> pd.DataFrame | None:
@@ -97,7 +55,8 @@ def simulated_truth(results: pd.DataFrame, members: pd.DataFrame | None, truth_d
     if path is None or not path.is_file() or members is None or members.empty:
         return None
     effects = pd.read_csv(path, dtype={"campaign_id": str})
-    audiences = members[members.campaign_id.isin(effects.campaign_id.unique())][["campaign_id", "cycle", "member_id"]]
+    targeted = members[members.stratum == "targeted"] if "stratum" in members else members
+    audiences = targeted[targeted.campaign_id.isin(effects.campaign_id.unique())][["campaign_id", "cycle", "member_id"]]
     audiences = audiences.assign(dues_year=pd.to_numeric(audiences.cycle.str[:4], errors="coerce"))
     known = audiences.merge(effects, on=["campaign_id", "dues_year", "member_id"], how="left")
     truth = known.fillna({"true_effect": 0.0}).groupby(["campaign_id", "cycle"]).true_effect.mean()
@@ -114,12 +73,15 @@ def uplift_plot_png(results: pd.DataFrame, truth: pd.DataFrame | None = None) ->
 
     treated = results[results.arm == "treatment"].dropna(subset=["uplift"])
     fig, ax = plt.subplots(figsize=(7, 1.3 + 0.45 * max(len(treated), 1)))
-    labels = [f"{c} {y}" for c, y in zip(treated.campaign_id, treated.cycle, strict=True)]
+    labels = [f"{c} {y}" + (" (explored)" if s == "explored" else "")
+              for c, y, s in zip(treated.campaign_id, treated.cycle, treated.get("stratum", treated.cycle), strict=True)]
     ax.errorbar(treated.uplift, range(len(treated)), xerr=[treated.uplift - treated.uplift_ci_low,
                                                           treated.uplift_ci_high - treated.uplift],
                 fmt="o", capsize=4, label="estimate (95% CI)")
     if truth is not None and len(truth):
-        positions = {(c, y): i for i, (c, y) in enumerate(zip(treated.campaign_id, treated.cycle, strict=True))}
+        strata = treated.get("stratum", pd.Series("targeted", index=treated.index))
+        positions = {(c, y): i for i, (c, y, s) in enumerate(zip(treated.campaign_id, treated.cycle, strata, strict=True))
+                     if s == "targeted"}
         known = truth[[(c, y) in positions for c, y in zip(truth.campaign_id, truth.cycle, strict=True)]]
         ax.plot(known.true_uplift, [positions[(c, y)] for c, y in zip(known.campaign_id, known.cycle, strict=True)],
                 "x", color="crimson", markersize=9, label="simulated truth")
@@ -134,32 +96,49 @@ def uplift_plot_png(results: pd.DataFrame, truth: pd.DataFrame | None = None) ->
     return buffer.getvalue()
 
 
+def policy_results(conn, window_days: int) -> pd.DataFrame:
+    """Per campaign with an exploration arm and period: each targeting policy per 100 messages (evaluation.py)."""
+    frames = []
+    for campaign in campaigns().values():
+        if not campaign.targeting.exploration_share:
+            continue
+        records = randomised_records(conn, campaign, window_days)
+        if len(records):
+            report = policy_report(records, campaign.targeting, campaign.triggers[0].threshold, campaign.holdout_share)
+            frames.append(report.assign(campaign_id=campaign.campaign_id))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def member_outcomes(conn, window_days: int) -> pd.DataFrame:
-    """One row per ledger member with their arm and outcomes (MEMBER_OUTCOMES) within `window_days`."""
+    """One row per ledger member with their arm and outcomes within `window_days`: the campaign_member_outcomes
+    mart, each campaign measured on the outcome campaigns.yaml declares for it."""
     # Outboxed rows were never sent: they count as sent only where the outbox is the deployment's channel.
-    delivered = list(ledger.delivered_statuses(deployment_send_mode()))
-    return conn.execute(MEMBER_OUTCOMES, {"window": window_days, "delivered": delivered,
-                                          "signals": list(REENGAGEMENT_SIGNALS)}).df()
+    delivered = ledger.delivered_statuses(deployment_send_mode())
+    mart = conn.execute(f"select * from {MEMBER_OUTCOMES_TABLE}").df()
+    outcome_of = {campaign_id: c.outcome for campaign_id, c in campaigns().items()}
+    return outcomes_within_window(mart, outcome_of, window_days, delivered)
 
 
 @dg.asset(
     key=RESULTS,
     group_name="campaigns",
     kinds={"python", "duckdb"},
-    deps=[SENDS, dg.AssetKey(["raw", "sendgrid_events"]), dg.AssetKey(["marts", "dues_history"]),
-          dg.AssetKey(["marts", "member_activity_daily"])],
+    deps=[SENDS, AUDIENCE, get_asset_key_for_model([dbt_models], "campaign_member_outcomes"),
+          dg.AssetKey(["scoring", "member_uplift_scores"])],
     pool=WAREHOUSE_POOL,
-    description="One row per campaign, cycle and arm: audience, sent, delivered, unique human opens, clicks, "
-    "unsubscribes, spam reports, members retained (dues paid, or re-engaged) within N days and revenue; the "
-    "uplift of treatment over control with its 95% CI, incremental members retained, their cost, and ROI.",
+    description="One row per campaign, cycle, stratum (targeted, explored) and arm: audience, sent, delivered, unique "
+    "human opens, clicks, unsubscribes, spam reports, members retained (the campaign's declared outcome) within N "
+    "days and revenue; the uplift of treatment over control with its 95% CI, incremental members retained, their "
+    "cost, and ROI. In its metadata, each targeting policy's incremental outcomes per 100 messages.",
 )
 def campaign_results_asset(context: dg.AssetExecutionContext, config: CampaignResultsConfig,
                            warehouse: WarehouseResource):
     costs = Costs(per_email_eur=config.cost_per_email_eur, retain_member_eur=config.retain_member_eur,
                   acquire_member_eur=config.acquire_member_eur)
     with warehouse.read() as conn:
-        ready = table_exists(conn, ledger.SENDS) and table_exists(conn, "raw.sendgrid_events")
+        ready = table_exists(conn, MEMBER_OUTCOMES_TABLE)
         members = member_outcomes(conn, config.outcome_window_days) if ready else None
+        policies = policy_results(conn, config.outcome_window_days) if ready else pd.DataFrame()
     results = campaign_results(members if members is not None else pd.DataFrame(), costs)
     with warehouse.write() as conn:
         conn.execute("create schema if not exists campaigns")
@@ -172,6 +151,10 @@ def campaign_results_asset(context: dg.AssetExecutionContext, config: CampaignRe
         "retention_vs_acquisition_cost_ratio": costs.retention_vs_acquisition,
         "results": dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "_no campaign sent yet_"),
     }
+    if len(policies):
+        metadata["policies_per_100_messages"] = dg.MetadataValue.md(
+            "Each targeting policy's incremental outcomes per 100 messages at the volume it would send, estimated "
+            "from the holdout and exploration arms (95% intervals).\n\n" + policies.round(3).to_markdown(index=False))
     truth = simulated_truth(results, members, os.environ.get(SIMULATED_TRUTH_DIR, ""))
     if truth is not None and len(truth):
         metadata["simulated_truth"] = dg.MetadataValue.md(

@@ -58,7 +58,8 @@ def evaluate(campaign: Campaign, warehouse: WarehouseResource, cursor: str | Non
             own = load_ledger(conn, campaign.campaign_id, exclude_as_of=as_of)
             found = wave_candidates(campaign, history, own, as_of)
             if found.empty:
-                skipped.append(f"{as_of}: no member crossed a {campaign.campaign_id} trigger")
+                what = "date (birthday, anniversary, joining)" if campaign.kind.date_triggered else "trigger"
+                skipped.append(f"{as_of}: no member crossed a {campaign.campaign_id} {what}")
                 continue
             requests.append(dg.RunRequest(
                 run_key=wave_run_key(campaign.campaign_id, as_of),
