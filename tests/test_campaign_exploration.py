@@ -12,7 +12,7 @@ import pytest
 from alumni_orchestration.campaigns.audience import INCLUDED
 from alumni_orchestration.campaigns.definitions import campaigns
 from alumni_orchestration.campaigns.holdout import CONTROL, TREATMENT
-from alumni_orchestration.campaigns.kinds import KINDS
+from alumni_orchestration.campaigns.kinds import KINDS, OUTCOMES
 from alumni_orchestration.campaigns.policies import EXPLORED, TARGETED, Targeting, targeted_mask
 from alumni_orchestration.campaigns.send_window import PARIS
 from alumni_orchestration.campaigns.waves import build_audience, wave_candidates
@@ -114,7 +114,7 @@ def test_uplift_policies_rank_on_predicted_uplift_and_fall_back_without_a_model(
 def test_every_campaign_names_a_registered_kind_and_outcome() -> None:
     for campaign in campaigns().values():
         assert campaign.kind in KINDS.values()
-        assert campaign.outcome in ("dues_paid", "reengaged")
+        assert campaign.outcome in OUTCOMES
     assert DUES.kind.name == "sequence" and campaigns()["reengagement"].kind.name == "crossing"
     with pytest.raises(ValueError, match="exploration_share"):
         dataclasses.replace(DUES.targeting, exploration_share=0.4)

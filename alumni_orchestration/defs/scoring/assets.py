@@ -108,7 +108,9 @@ def dues_propensity_model(context: dg.AssetExecutionContext, warehouse: Warehous
         conn.execute(f"""create table if not exists {SCHEMA}.model_metrics (model varchar, metric varchar, value double,
                          segment varchar, as_of date, model_version varchar, validation_cycle integer)""")
         conn.execute("begin transaction")
-        conn.execute(f"delete from {SCHEMA}.model_metrics where as_of = ?", [as_of])
+        # Only this asset's models: the uplift model writes its own rows into the same table.
+        conn.execute(f"delete from {SCHEMA}.model_metrics where as_of = ? and model in (select unnest(?))",
+                     [as_of, sorted(metrics.model.unique())])
         conn.register("new_metrics", metrics)
         conn.execute(f"insert into {SCHEMA}.model_metrics by name select * from new_metrics")
         conn.register("new_scores", scored)
