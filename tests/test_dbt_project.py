@@ -15,9 +15,7 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from alumni_orchestration.synthetic.generator import GeneratorConfig, generate_association
 from tests.conftest import TEST_END_DATE
-from tests.warehouse_fixture import build_raw_warehouse_from_files
 
 PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 DBT = str(Path(sys.executable).parent / "dbt")
@@ -33,14 +31,10 @@ def dbt(warehouse: Path, target: Path, *args: str) -> subprocess.CompletedProces
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    root = tmp_path_factory.mktemp("dbt")
-    association = root / "association"
-    generate_association(association, GeneratorConfig(members=3000, years=3, seed=17, end_date=TEST_END_DATE))
-    warehouse = root / "warehouse.duckdb"
-    build_raw_warehouse_from_files(association, warehouse)
-    dbt(warehouse, root / "target", "build", "--vars", json.dumps({"as_of": AS_OF}))
-    return association, warehouse, root / "target"
+def built(built_association: tuple[Path, Path, Path]) -> tuple[Path, Path, Path]:
+    """The test run's one dbt-built warehouse (tests/conftest.py): (association, warehouse, dbt target).
+    Read-only: a test that writes works on its own copy."""
+    return built_association
 
 
 def _rows(warehouse: Path, query: str) -> list[tuple]:

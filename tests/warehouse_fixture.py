@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -22,6 +25,7 @@ from alumni_orchestration.ingest.records import RAW_DDL
 from alumni_orchestration.ingest.sendgrid.records import flatten_sendgrid_event
 from alumni_orchestration.warehouse import connect, ensure_raw_schema, replace_all_rows
 
+DBT_PROJECT = Path(__file__).resolve().parents[1] / "dbt_project"
 KNOWN_EVENTS = {"processed", "dropped", "delivered", "deferred", "bounce", "open", "click", "spamreport",
                 "unsubscribe", "group_unsubscribe", "group_resubscribe"}
 
@@ -70,6 +74,16 @@ def build_raw_warehouse_from_files(association: Path, warehouse: Path) -> None:
                            ("helloasso_payments", payments), ("sendgrid_events", sendgrid)):
             replace_all_rows(conn, f"raw.{name}", RAW_DDL[name], rows)
         replace_all_rows(conn, "raw.sendgrid_suppressions", SUPPRESSIONS_DDL, suppressions)
+
+
+def dbt_build(warehouse: Path, target: Path, as_of: str) -> subprocess.CompletedProcess:
+    """`dbt build` of the whole project (models, data tests, unit tests) on the warehouse, as of a day."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "build", "--project-dir", str(DBT_PROJECT), "--profiles-dir",
+         str(DBT_PROJECT), "--target-path", str(target), "--vars", json.dumps({"as_of": as_of})],
+        env={**os.environ, "ALUMNI_WAREHOUSE": str(warehouse)}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+    return result
 
 
 if __name__ == "__main__":
