@@ -110,7 +110,7 @@ def built_association(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, P
     target dir); tests copy the warehouse before writing. `scored_association` is built on a copy of it."""
     from tests.campaign_fixture import build_dbt_association
 
-    root = built_once(tmp_path_factory, "built", build_dbt_association)
+    root = built_once(tmp_path_factory, "built", lambda out: build_dbt_association(out))
     return root / "association", root / "warehouse.duckdb", root / "target"
 
 
@@ -124,6 +124,35 @@ def scored_association(built_association: tuple[Path, Path, Path],
     association, warehouse, _ = built_association
     root = built_once(tmp_path_factory, "scored", lambda out: score_warehouse(warehouse, out))
     return association, root / "warehouse.duckdb"
+
+
+# Under pytest-xdist (`make test` and `make test-fast` run `-n 2 --dist loadgroup`), each module's tests stay
+# on one worker, so that its module fixtures are built once. The longest modules start first; those that
+# read the run's shared warehouse come last, when the first module that needed it (the recovery daemon
+# test) has built it, so that no worker waits for it.
+LONGEST_FIRST = ("test_recovery_daemon", "test_bench", "test_scoring", "test_mapping_marts", "test_sources_end_to_end",
+                 "test_mapping_equivalence", "test_check", "test_generator")
+SHARED_WAREHOUSE_LAST = ("test_campaigns", "test_send_mode", "test_recovery_unknown", "test_dbt_project")
+
+
+def module_rank(name: str) -> tuple[int, int]:
+    if name in LONGEST_FIRST:
+        return 0, LONGEST_FIRST.index(name)
+    if name in SHARED_WAREHOUSE_LAST:
+        return 2, SHARED_WAREHOUSE_LAST.index(name)
+    return 1, 0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def module_name(item: pytest.Item) -> str:
+        module = getattr(item, "module", None)
+        return module.__name__ if module is not None else item.nodeid.split("::")[0]
+
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(module_name(item)))
+    items.sort(key=lambda item: module_rank(module_name(item).rsplit(".", 1)[-1]))
 
 
 @pytest.fixture

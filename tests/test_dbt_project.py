@@ -74,11 +74,10 @@ def test_a_seven_day_backfill_rebuilds_only_its_window_and_matches_a_full_rebuil
     # Undo the outside tampering with its own window; the marts must then equal a full rebuild.
     dbt(warehouse, tmp_path / "t2", "build", "--select", "member_activity_daily+",
         "--vars", json.dumps({"min_date": outside, "max_date": outside, "as_of": AS_OF}))
-    marts = ["member_activity_daily", "member_engagement", "member_interests", "dues_history"]
-    windowed = {m: _rounded(warehouse, m) for m in marts}
-    dbt(warehouse, tmp_path / "t3", "build", "--full-refresh", "--vars", json.dumps({"as_of": AS_OF}))
-    for mart in marts:
-        assert _rounded(warehouse, mart) == windowed[mart], mart
+    # The full rebuild to compare with is the run's shared warehouse: a full `dbt build` of the same raw
+    # rows with the same vars (building it again here with --full-refresh gives the same marts).
+    for mart in ["member_activity_daily", "member_engagement", "member_interests", "dues_history"]:
+        assert _rounded(warehouse, mart) == _rounded(source, mart), mart
 
 
 def _rounded(warehouse: Path, mart: str) -> list[tuple]:
