@@ -17,9 +17,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/alumni demo $(ARGS)
 
-# Two pytest-xdist workers (the machine's two cores); tests/conftest.py keeps each module on one worker and
-# starts the longest first.
-XDIST := -n 2 --dist loadgroup --no-loadscope-reorder
+# Two pytest-xdist workers (the machine's two cores), each module on one worker (its module fixtures are built
+# once), in tests/conftest.py's order: the longest first. (--dist loadgroup does not group under pytest 9.)
+XDIST := -n 2 --dist loadfile --no-loadscope-reorder
 
 test: $(STAMP) chromium
 	$(BIN)/ruff check alumni_orchestration tests

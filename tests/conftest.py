@@ -126,7 +126,7 @@ def scored_association(built_association: tuple[Path, Path, Path],
     return association, root / "warehouse.duckdb"
 
 
-# Under pytest-xdist (`make test` and `make test-fast` run `-n 2 --dist loadgroup`), each module's tests stay
+# Under pytest-xdist (`make test` and `make test-fast` run `-n 2 --dist loadfile`), each module's tests stay
 # on one worker, so that its module fixtures are built once. The longest modules start first; those that
 # read the run's shared warehouse come last, when the first module that needed it (the recovery daemon
 # test) has built it, so that no worker waits for it.
@@ -135,7 +135,8 @@ LONGEST_FIRST = ("test_recovery_daemon", "test_bench", "test_scoring", "test_map
 SHARED_WAREHOUSE_LAST = ("test_campaigns", "test_send_mode", "test_recovery_unknown", "test_dbt_project")
 
 
-def module_rank(name: str) -> tuple[int, int]:
+def module_rank(item: pytest.Item) -> tuple[int, int]:
+    name = item.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
     if name in LONGEST_FIRST:
         return 0, LONGEST_FIRST.index(name)
     if name in SHARED_WAREHOUSE_LAST:
@@ -143,16 +144,8 @@ def module_rank(name: str) -> tuple[int, int]:
     return 1, 0
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def module_name(item: pytest.Item) -> str:
-        module = getattr(item, "module", None)
-        return module.__name__ if module is not None else item.nodeid.split("::")[0]
-
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(module_name(item)))
-    items.sort(key=lambda item: module_rank(module_name(item).rsplit(".", 1)[-1]))
+    items.sort(key=module_rank)  # stable: a module's tests keep their order
 
 
 @pytest.fixture
