@@ -17,17 +17,21 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/alumni demo $(ARGS)
 
+# Two pytest-xdist workers (the machine's two cores), each module on one worker (its module fixtures are built
+# once), in tests/conftest.py's order: the longest first. (--dist loadgroup does not group under pytest 9.)
+XDIST := -n 2 --dist loadfile --no-loadscope-reorder
+
 test: $(STAMP) chromium
 	$(BIN)/ruff check alumni_orchestration tests
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST)
 
 # The fast tier: every test not marked slow (no generated association, no dbt, no Dagster or server
 # subprocess); tests/tiers.py says what makes a test slow. CI runs `make test`, which runs everything.
 test-fast: $(STAMP)
 	$(BIN)/ruff check alumni_orchestration tests
 	$(BIN)/lint-imports
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest $(XDIST) -m "not slow"
 
 # The browser test drives Debian's headless Chromium through its chromedriver.
 chromium:

@@ -41,7 +41,7 @@ from alumni_orchestration.defs.operations.schedules import NIGHTLY_SCHEDULE, alu
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.operations.run_launcher import PID_TAG
 from alumni_orchestration.sandbox.server import SandboxServer
-from tests.campaign_fixture import WAVE_AS_OF, WAVE_DAY, build_scored_association
+from tests.campaign_fixture import WAVE_AS_OF, WAVE_DAY
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,11 +186,14 @@ WAVE_JUMPERS = 200
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The campaign tests' scored association. Its own crossings make a dues wave of a dozen members; on the
-    last snapshot, 200 unpaid members' propensity jumps from below 0.45 to 0.9 (as after a model retrain),
-    so that the wave the sensor requests is a real one of over 150 members."""
-    association, warehouse, _ = build_scored_association(tmp_path_factory.mktemp("recovery-scored"))
+def scored(scored_association: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A copy of the campaign tests' scored association (the run's one, tests/conftest.py). Its own crossings
+    make a dues wave of a dozen members; on the last snapshot, 200 unpaid members' propensity jumps from below
+    0.45 to 0.9 (as after a model retrain), so that the wave the sensor requests is a real one of over 150
+    members."""
+    association, shared = scored_association
+    warehouse = tmp_path_factory.mktemp("recovery-scored") / "warehouse.duckdb"
+    shutil.copy(shared, warehouse)
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("""update scoring.member_score_history set dues_propensity = 0.9 where as_of = ? and member_id in (
             select member_id from scoring.member_score_history where as_of = ? and dues_propensity < 0.45

@@ -17,10 +17,12 @@ import pytest
 # directly or through another fixture, is slow.
 SLOW_FIXTURES = frozenset({
     "small_association",   # generates a 600-member, 2-year association
+    "built_association",   # generates an association, loads it and runs `dbt build`
     "scored_association",  # generates an association, loads it, runs `dbt build`, trains and scores
 })
 # A fixture (of any module) or a test whose own source calls one of these builds an association: slow.
-SLOW_CALLS = ("generate_association(", "build_scored_association(")
+SLOW_CALLS = ("generate_association(", "build_scored_association(", "build_dbt_association(", "score_warehouse(",
+              "dbt_build(")
 
 
 @functools.cache
