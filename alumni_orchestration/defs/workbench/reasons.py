@@ -53,17 +53,19 @@ def model_of_version(model_dir: str, version: str) -> dict:
 
 
 def _member_inputs(conn: duckdb.DuckDBPyConnection, ids: np.ndarray, as_of: dt.date) -> dict[str, pd.DataFrame]:
-    """The inputs of the members `ids` only; activity within the features' window, last seen in SQL."""
+    """The inputs of the members `ids` only; activity within the features' window, last seen in SQL. Rows in a
+    fixed order: a member's float sums (so its input hash) must not depend on the scan order or the chunk."""
     conn.register("chunk_ids", pd.DataFrame({"member_id": ids}))
     cutoff = as_of - dt.timedelta(days=1)
     among = "member_id in (select member_id from chunk_ids)"
     data = {
         "activity": conn.execute(f"select {', '.join(ACTIVITY_COLUMNS)} from marts.member_activity_daily "
-                                 f"where {among} and activity_date <= ? and activity_date > ?",
+                                 f"where {among} and activity_date <= ? and activity_date > ? "
+                                 "order by member_id, signal, activity_date, activity_count, amount_eur",
                                  [cutoff, cutoff - dt.timedelta(days=WINDOW_DAYS)]).df(),
         "dues": conn.execute("select member_id, dues_year, paid, tier, first_paid_on, lifetime_covered "
-                             f"from marts.dues_history where {among}").df(),
-        "members": conn.execute(f"select * from ({MEMBERS_QUERY}) where {among}").df(),
+                             f"from marts.dues_history where {among} order by member_id, dues_year").df(),
+        "members": conn.execute(f"select * from ({MEMBERS_QUERY}) where {among} order by member_id").df(),
         "last_seen": conn.execute("select member_id, signal, datediff('day', max(activity_date), ?::date) as days "
                                   f"from marts.member_activity_daily where {among} and activity_date <= ? "
                                   "group by all", [as_of, as_of]).df(),
