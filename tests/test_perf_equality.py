@@ -96,3 +96,18 @@ def test_score_history_with_a_calibrated_booster_equals_the_day_by_day_loop() ->
                                      data["dues"], data["members"], days, model, columns, "v1"), ignore_index=True)
     assert actual.dues_propensity.nunique() > 20
     assert_same_history(expected, actual)
+
+
+def test_warehouse_connections_cap_duckdb_memory_and_spill_under_alumni_home(tmp_path, monkeypatch) -> None:
+    from alumni_orchestration.warehouse import connect
+
+    monkeypatch.setenv("ALUMNI_HOME", str(tmp_path))
+    monkeypatch.delenv("ALUMNI_DUCKDB_TEMP_DIR", raising=False)
+    monkeypatch.setenv("ALUMNI_DUCKDB_MEMORY_LIMIT", "300MB")
+    with connect(tmp_path / "w.duckdb") as conn:
+        limit, temp = conn.execute("select current_setting('memory_limit'), current_setting('temp_directory')").fetchone()
+        # A sort bigger than the cap spills instead of failing or growing.
+        spilled = conn.execute("select count(*) from (select random() r, repeat('x', 40) s from range(6000000) "
+                               "order by r)").fetchone()[0]
+    assert limit.replace(" ", "").upper().startswith(("286", "300")) and temp == str(tmp_path / "duckdb_tmp")
+    assert spilled == 6_000_000
