@@ -111,3 +111,27 @@ def test_warehouse_connections_cap_duckdb_memory_and_spill_under_alumni_home(tmp
                                "order by r)").fetchone()[0]
     assert limit.replace(" ", "").upper().startswith(("286", "300")) and temp == str(tmp_path / "duckdb_tmp")
     assert spilled == 6_000_000
+
+
+def test_top_interests_from_the_ranked_query_equal_those_from_every_row() -> None:
+    """member_scores reads each member's top rows ranked by DuckDB instead of the whole interests mart."""
+    import duckdb
+
+    from alumni_orchestration.defs.scoring.assets import TOP_INTERESTS, TOP_INTERESTS_QUERY, top_interests
+
+    rng = np.random.default_rng(4)
+    topics = ["alumni_news", "careers", "mentoring", "sports", "culture", "research", "été"]
+    rows = [(member, topic) for member in range(1, 400) for topic in topics if rng.random() < 0.6]
+    interests = pd.DataFrame(rows, columns=["member_id", "topic"]).astype({"member_id": "int32"})
+    interests["affinity"] = rng.choice([0.1, 0.25, 0.333333333, 0.05, 0.4], len(interests))  # many ties: topic decides
+    interests.loc[interests.index[::37], "affinity"] = np.nan
+    with duckdb.connect() as conn:
+        conn.execute("create schema marts")
+        conn.register("frame", interests)
+        conn.execute("create table marts.member_interests as select * from frame")
+        conn.execute("update marts.member_interests set affinity = 'nan'::double where member_id % 50 = 0 "
+                     "and affinity is null")  # a NaN stored as such, not as NULL
+        stored = conn.execute("select * from marts.member_interests").df()
+        ranked = conn.execute(TOP_INTERESTS_QUERY, [TOP_INTERESTS]).df()
+    assert len(ranked) < len(stored)
+    pd.testing.assert_series_equal(top_interests(ranked), top_interests(stored))
