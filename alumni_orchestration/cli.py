@@ -45,7 +45,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from alumni_orchestration.demo import run_demo
+    from alumni_orchestration.harness.demo import run_demo
     from alumni_orchestration.harness.ports import PortError
 
     try:
@@ -57,14 +57,24 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from alumni_orchestration.bench import run_bench
+    from alumni_orchestration.harness.bench import render_from_json, run_bench
+    from alumni_orchestration.harness.bench.report import parse_extra_measures
 
+    try:
+        extra = parse_extra_measures(args.extra_measure)
+    except ValueError as exc:
+        print(f"alumni bench: {exc}", file=sys.stderr)
+        return 2
+    previous = Path(args.previous) if args.previous else None
+    if args.report_from:
+        print(f"results: {render_from_json(Path(args.report_from), extra, previous)}")
+        return 0
     run_bench(sizes=[int(size) for size in args.sizes.split(",")], years=args.years, short_years=args.short_years,
               growth_members=args.growth_members, engagement_members=args.engagement_members,
               send_messages=args.send_messages, seed=args.seed, end_date=args.end_date, out_dir=Path(args.out),
               skip=frozenset(filter(None, args.skip.split(","))),
               phase_time_limit=args.phase_time_limit * 60 if args.phase_time_limit else None,
-              command=" ".join(["alumni", *sys.argv[1:]]), date=args.date)
+              command=" ".join(["alumni", *sys.argv[1:]]), date=args.date, extra_measures=extra, previous=previous)
     return 0
 
 
@@ -143,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--years", type=int, default=3, help="years of history of the ladder")
     bench.add_argument("--short-years", type=int, default=1, help="the shorter history of the nightly-vs-history ratio")
     bench.add_argument("--growth-members", type=int, default=100_000)
-    bench.add_argument("--engagement-members", type=int, default=100_000, help="size of the dbt vs pandas comparison")
+    bench.add_argument("--engagement-members", type=int, default=1_000_000,
+                       help="size of the SQL marts vs pandas peers comparison")
     bench.add_argument("--send-messages", type=int, default=20_000)
     bench.add_argument("--seed", type=int, default=42)
     bench.add_argument("--end-date", default="2026-01-10", help="last generated day (fixed, so the cache holds)")
@@ -152,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--phase-time-limit", type=float, default=None,
                        help="minutes; a phase still running then is stopped, keeping the stages it finished")
     bench.add_argument("--date", default=None, help="results file to add to (YYYY-MM-DD); default: today")
+    bench.add_argument("--report-from", default=None, metavar="RESULTS.json",
+                       help="measure nothing: render the markdown again from a results file's JSON")
+    bench.add_argument("--extra-measure", action="append", default=[], metavar="NAME=SECONDS",
+                       help="a figure measured outside the bench, kept in the JSON: make_test_fast, make_test "
+                       "or dbt_fixed_cost_per_night (repeatable)")
+    bench.add_argument("--previous", default=None, metavar="RESULTS.json",
+                       help="the results whose figures stand beside these; default: the latest earlier file in --out")
     bench.set_defaults(func=_bench)
     return parser
 

@@ -4,42 +4,49 @@ the speed targets live in the benchmark's results file, never in tests."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from alumni_orchestration.bench import (
+from alumni_orchestration.contracts import mail_send_errors
+from alumni_orchestration.harness.bench import render_from_json, run_bench
+from alumni_orchestration.harness.bench.measure import history_growth, send_batches
+from alumni_orchestration.harness.bench.plan import (
     ALL_STAGES,
     BENCH_END_DATE,
     BENCH_SEED,
     GB,
     association_dir,
-    campaign_lines,
-    history_growth,
     phase_windows,
-    run_bench,
-    send_batches,
+)
+from alumni_orchestration.harness.bench.report import (
+    campaign_lines,
+    parse_extra_measures,
+    results_markdown,
     send_cell,
     sensor_cell,
-    target_rows,
 )
-from alumni_orchestration.contracts import mail_send_errors
+from alumni_orchestration.harness.bench.targets import target_rows
 
-TARGETS = (
-    "nightly incremental run, 100,000 members",
-    "nightly incremental run, 1,000,000 members",
-    "peak RSS, 100,000 members",
-    "peak RSS, 1,000,000 members",
-    "nightly time, 3-year ÷ 1-year history",
-    "full first load, 100,000 members",
-    "dbt-duckdb mart vs the pandas peer",
-    "send throughput to the sandbox",
+TARGETS = (  # issue 19's table, in its order
+    "full first load, 1,000,000 members, 3 years",
+    "120-day score history, 1,000,000 members",
+    "nightly run, 1,000,000 members (all five stages)",
+    "peak RSS, 1,000,000 members, full load and nightly",
+    "nightly run, 100,000 members (all five stages)",
+    "dbt's fixed cost per nightly run",
+    "`member_engagement` SQL against its pandas peer (engine time, 1,000,000 members)",
+    "`make test-fast`",
+    "`make test`",
 )
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
-def _run(stages: dict[str, float], failed: str | None = None, peak: int = GB) -> dict:
+def _run(stages: dict[str, float], failed: str | None = None, peak: int = GB, steps: dict | None = None) -> dict:
     return {"stages": stages, "total_seconds": sum(stages.values()), "success": failed is None, "failed_stage": failed,
-            "peak_rss_bytes": peak, "peak_rss_self_bytes": peak, "peak_rss_children_bytes": 0, "warehouse_bytes": GB}
+            "peak_rss_bytes": peak, "peak_rss_self_bytes": peak, "peak_rss_children_bytes": 0, "warehouse_bytes": GB,
+            "steps": steps or {}}
 
 
 def test_full_load_stops_the_day_before_the_nightly_day() -> None:
@@ -47,27 +54,85 @@ def test_full_load_stops_the_day_before_the_nightly_day() -> None:
     assert windows == {"full": ("2022-12-01", "2026-11-20"), "nightly": ("2026-11-21", "2026-11-21")}
 
 
+def _rows(measurements: dict, previous: dict | None = None) -> dict[str, dict]:
+    rows = target_rows(measurements, previous)
+    assert len(rows) == len(TARGETS)  # one row per target, in the issue's order
+    assert all(row["measure"].startswith(target) for row, target in zip(rows, TARGETS, strict=True))
+    return {target: row for row, target in zip(rows, TARGETS, strict=True)}
+
+
 def test_targets_say_met_missed_by_how_much_or_not_measured() -> None:
+    dbt_steps = {"dbt_models": 5.0, "dbt_models_2": 2.0, "dbt_daily_models": 1.0}
     measurements = {
         "years": 3,
-        "pipeline": {"100000m-3y": {"members": 100_000, "years": 3,
-                                    "full": _run({"ingest": 300.0, "dbt": 100.0, "scoring": 50.0}, peak=5 * GB),
-                                    "nightly": _run({"ingest": 60.0, "dbt": 20.0, "scoring": 10.0})}},
-        "send": {"messages_per_second": 2500.0},
-        "engagement": {"members": 100_000, "speedup_dbt_run": 2.0, "speedup_sql": 20.0, "dbt_run_seconds": 5.0,
-                       "sql_seconds": 0.5, "pandas_read_seconds": 4.0, "pandas_compute_seconds": 6.0},
+        "pipeline": {
+            "1000000m-3y": {"members": 1_000_000, "years": 3,
+                            "full": _run({"ingest": 300.0, "dbt": 100.0, "scoring": 50.0}, peak=5 * GB,
+                                         steps={"scoring__member_score_history": 200.0, "raw__sendgrid_events": 90.0}),
+                            "nightly": _run({"ingest": 60.0, "dbt": 20.0, "scoring": 10.0}, steps=dbt_steps)},
+            "100000m-3y": {"members": 100_000, "years": 3,
+                           "nightly": _run({"ingest": 10.0, "dbt": 6.0, "scoring": 2.0})}},
+        "engagement": {"members": 100_000, "speedup_dbt_run": 2.0, "speedup_sql": 4.0, "dbt_run_seconds": 3.0,
+                       "sql_seconds": 0.5, "pandas_read_seconds": 0.8, "pandas_compute_seconds": 1.1},
+        "external": {"make_test_fast": 83.0},
     }
-    rows = {row["measure"].split(" (")[0]: row for row in target_rows(measurements)}
-    assert rows["nightly incremental run, 100,000 members"]["status"] == "missed by 30.0 s (1.5× the target)"
-    assert rows["nightly incremental run, 100,000 members"]["why"] == "ingest 60.0 s, dbt 20.0 s, scoring 10.0 s"
-    assert rows["full first load, 100,000 members"]["why"] == ""  # only missed targets need a why
-    assert rows["full first load, 100,000 members"]["status"] == "met"
-    assert rows["peak RSS, 100,000 members"]["status"].startswith("missed by 1.00 GB")
-    assert rows["send throughput to the sandbox"]["status"] == "met"
-    assert rows["dbt-duckdb mart vs the pandas peer"]["status"] == "missed: 40% of the target"
-    assert "4.5 s starting, parsing and connecting" in rows["dbt-duckdb mart vs the pandas peer"]["why"]
-    assert rows["nightly incremental run, 1,000,000 members"]["status"] == "not measured"
-    assert rows["nightly time, 3-year ÷ 1-year history"]["status"] == "not measured"
+    rows = _rows(measurements)
+    full = rows["full first load, 1,000,000 members, 3 years"]
+    assert full["status"] == "met" and full["why"] == ""  # only missed targets need a why
+    history = rows["120-day score history, 1,000,000 members"]
+    assert history["measured"] == "3.3 min (200 s)" and history["status"] == "missed by 20.0 s (1.1× the target)"
+    assert "`scoring__member_score_history` 3.3 min (200 s)" in history["why"]
+    nightly = rows["nightly run, 1,000,000 members (all five stages)"]
+    assert nightly["status"] == "missed by 30.0 s (1.5× the target)"
+    assert nightly["why"].startswith("ingest 60.0 s, dbt 20.0 s, scoring 10.0 s; slowest steps: `dbt_models` 5.0 s")
+    assert rows["peak RSS, 1,000,000 members, full load and nightly"]["status"].startswith("missed by 1.00 GB")
+    assert rows["nightly run, 100,000 members (all five stages)"]["status"] == "missed by 3.0 s (1.2× the target)"
+    # dbt's fixed cost: (3.0 s of `dbt run` - 0.5 s of its SQL) per invocation, three invocations a night.
+    fixed = rows["dbt's fixed cost per nightly run"]
+    assert fixed["measured"] == "7.5 s" and fixed["status"] == "missed by 4.5 s (2.5× the target)"
+    assert fixed["why"].startswith("3 dbt invocations in the nightly run, 2.5 s each")
+    mart = rows[TARGETS[6]]
+    assert mart["measured"] == "4.00× at 100,000 members" and mart["status"] == "missed: 80% of the target"
+    assert rows["`make test-fast`"]["measured"] == "83.0 s" and rows["`make test-fast`"]["status"] == "met"
+    assert rows["`make test`"]["status"] == "not measured"
+    assert all(row["previous"] == "—" for row in rows.values())
+
+
+def test_the_previous_column_shows_the_figures_of_the_last_results_file() -> None:
+    """Beside each target, what the 2026-11-24 run measured: issue 19's "now" column."""
+    previous = json.loads((RESULTS / "2026-11-24.json").read_text())
+    rows = _rows({"years": 3}, previous)
+    assert rows["full first load, 1,000,000 members, 3 years"]["previous"] == "54.8 min (3,290 s)"
+    assert rows["120-day score history, 1,000,000 members"]["previous"] == "32.7 min (1,964 s)"
+    assert rows["nightly run, 1,000,000 members (all five stages)"]["previous"] == "2.9 min (176 s)"
+    assert rows["peak RSS, 1,000,000 members, full load and nightly"]["previous"] == "9.41 GB"
+    assert rows["nightly run, 100,000 members (all five stages)"]["previous"] == "37.3 s"
+    assert rows["dbt's fixed cost per nightly run"]["previous"] == "8.1 s"  # 3 invocations of 2.7 s
+    assert rows[TARGETS[6]]["previous"] == "4.17× at 100,000 members"
+    assert rows["`make test-fast`"]["previous"] == rows["`make test`"]["previous"] == "—"
+    assert all(row["status"] == "not measured" for row in rows.values())
+
+
+def test_the_report_is_rendered_again_from_its_json_with_external_measures_and_the_profile(tmp_path: Path) -> None:
+    raw = tmp_path / "2026-11-24.json"
+    shutil.copy(RESULTS / "2026-11-24.json", raw)
+    shutil.copy(RESULTS / "2026-11-23.json", tmp_path / "2026-11-23.json")
+    (tmp_path / "2026-11-24.profile.md").write_text("`scoring__member_score_history`: 61% in `predict_proba`\n")
+    extra = parse_extra_measures(["make_test_fast=83", "make_test=470.5"])
+    markdown = render_from_json(raw, extra).read_text()
+    rows = {line.split(" | ")[0][2:]: line for line in markdown.splitlines() if line.startswith("| ")}
+    assert rows["`make test-fast` (unit and contract tests, no generated association)"].startswith(
+        "| `make test-fast` (unit and contract tests, no generated association) | 83.0 s | ≤ 90.0 s | met | — |")
+    assert "| 7.8 min (470 s) | ≤ 8.0 min (480 s) | met |" in rows["`make test` (everything, as CI)"]
+    assert "| 54.8 min (3,290 s) | ≤ 10.0 min (600 s) | missed by 44.8 min (2,690 s) (5.5× the target) |" in rows[
+        "full first load, 1,000,000 members, 3 years"]
+    assert "previous (2026-11-23)" in markdown  # the latest earlier file in the same folder
+    assert "## Profile\n\n`scoring__member_score_history`: 61% in `predict_proba`" in markdown
+    assert json.loads(raw.read_text())["external"] == {"make_test_fast": 83.0, "make_test": 470.5}
+    assert "## Analysis" not in markdown  # no 2026-11-24.analysis.md beside this copy
+    with pytest.raises(ValueError, match="make_test_fast"):
+        parse_extra_measures(["make_tests=3"])
+    assert results_markdown(json.loads(raw.read_text())).count("| — |") >= len(TARGETS)  # no previous: dashes
 
 
 def test_history_growth_compares_only_the_stages_that_succeeded_in_both() -> None:
@@ -123,7 +188,7 @@ def test_bench_end_to_end_at_a_tiny_size_writes_every_row(tmp_path: Path, monkey
     target_lines = [line for line in text.splitlines() if line.startswith("| ") and ("≤" in line or "≥" in line)]
     assert len(target_lines) == len(TARGETS)
     for target, line in zip(TARGETS, target_lines, strict=True):
-        assert line.startswith(f"| {target.replace('3-year ÷ 1-year', '1-year ÷ 1-year')}"), line
+        assert line.startswith(f"| {target.replace('3 years', '1 year')}"), line
     scenario = measurements["pipeline"]["300m-1y"]
     sent_in_phases = 0
     for phase in ("full", "nightly"):
@@ -183,8 +248,9 @@ def _the_campaign_stages_send_what_the_sensors_request(tmp_path: Path, associati
     import dagster as dg
     import duckdb
 
-    from alumni_orchestration.bench import SANDBOX_ENV, campaign_stages
     from alumni_orchestration.definitions import defs
+    from alumni_orchestration.harness.bench.phase import campaign_stages
+    from alumni_orchestration.harness.sandbox_clock import SANDBOX_ENV
     from alumni_orchestration.sandbox.server import SandboxServer
 
     warehouse = tmp_path / "campaign_warehouse.duckdb"
@@ -228,16 +294,16 @@ def _the_campaign_stages_send_what_the_sensors_request(tmp_path: Path, associati
 
 
 def test_a_full_load_stopped_at_its_time_limit_gives_lower_bounds_not_results() -> None:
-    from alumni_orchestration.bench import GB, target_rows
-
     stopped = {"interrupted": True, "success": False, "stages": {"ingest": 1500.0, "dbt": 600.0},
-               "total_seconds": 2100.0, "peak_rss_self_bytes": 9 * GB, "peak_rss_children_bytes": 3 * GB}
-    rows = {r["measure"]: r for r in target_rows({"years": 3, "pipeline": {"1000000m-3y": {"full": stopped}}})}
-    peak = rows["peak RSS, 1,000,000 members"]
-    assert peak["measured"] == "≥ 9.00 GB" and peak["status"].startswith("incomplete")
+               "total_seconds": 2100.0, "peak_rss_self_bytes": 3 * GB, "peak_rss_children_bytes": 2 * GB}
+    rows = _rows({"years": 3, "pipeline": {"1000000m-3y": {"full": stopped}}})
+    peak = rows["peak RSS, 1,000,000 members, full load and nightly"]
+    assert peak["measured"] == "≥ 3.00 GB" and peak["status"].startswith("incomplete")
     assert "stopped at its time limit after the stages ingest, dbt" in peak["why"]
-    nightly = rows["nightly incremental run, 1,000,000 members"]
+    nightly = rows["nightly run, 1,000,000 members (all five stages)"]
     assert nightly["status"] == "not measured" and "needs a complete one" in nightly["why"]
     over = {**stopped, "peak_rss_self_bytes": 20 * GB}
-    rows = {r["measure"]: r for r in target_rows({"years": 3, "pipeline": {"1000000m-3y": {"full": over}}})}
-    assert rows["peak RSS, 1,000,000 members"]["status"].startswith("missed (already over")
+    rows = _rows({"years": 3, "pipeline": {"1000000m-3y": {"full": over}}}, {"years": 3, "pipeline": {
+        "1000000m-3y": {"full": over}}})
+    assert rows["peak RSS, 1,000,000 members, full load and nightly"]["status"].startswith("missed (already over")
+    assert rows["peak RSS, 1,000,000 members, full load and nightly"]["previous"] == "≥ 20.00 GB"

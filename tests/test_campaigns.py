@@ -289,7 +289,7 @@ def test_backfilling_a_campaign_window_from_the_cli_updates_its_results(scored, 
     """The wave is sent, the sandbox's recipients react through the Event Webhook, and a single-run backfill
     of `campaign_window_job` over the window, launched with the `dagster` CLI as the UI would launch it,
     re-ingests the events, rebuilds the marts and the results: delivered and opened messages appear."""
-    from alumni_orchestration.demo import INSTANCE_YAML
+    from alumni_orchestration.harness.demo import INSTANCE_YAML
     from alumni_orchestration.webhook.receiver import WebhookReceiver, paris_day
 
     association, base = scored

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "alumni_orchestration"
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
-SIMULATOR_AND_HARNESS = {"synthetic", "sandbox", "harness", "demo", "bench"}
+SIMULATOR_AND_HARNESS = {"synthetic", "sandbox", "harness"}
 
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess:
@@ -48,6 +48,8 @@ def test_the_import_contracts_hold_on_this_tree() -> None:
      "Production never imports the simulator or the harness"),
     ("ingest/leak.py", "from alumni_orchestration.defs.resources import build_resources",
      "defs is imported by nothing but the code location (and the harness)"),
+    ("harness/bench/leak.py", "from alumni_orchestration.harness.demo import run_demo",
+     "The demo and the benchmark are independent"),
 ])
 def test_a_forbidden_import_breaks_the_contracts(package_copy: Path, module: str, forbidden: str, contract: str) -> None:
     leak = package_copy / "alumni_orchestration" / module

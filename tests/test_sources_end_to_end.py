@@ -33,7 +33,7 @@ def world(small_association: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("MEMBERSHIP_DATABASE_URL", f"sqlite:///{data / 'membership.sqlite'}")
     for key, value in SECRETS.items():
         monkeypatch.setenv(key, value)
-    from alumni_orchestration.demo import land_history
+    from alumni_orchestration.harness.landing_history import land_history
 
     land_history(data)
     return data, home

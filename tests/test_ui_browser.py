@@ -35,13 +35,16 @@ MATERIALISE = """
 import datetime as dt, os, sys
 from pathlib import Path
 import dagster as dg
-from alumni_orchestration import demo, settings
+from alumni_orchestration import settings
+from alumni_orchestration.harness import demo
+from alumni_orchestration.harness.association import ensure_association
+from alumni_orchestration.harness.landing_history import land_history
 home, sandbox_port, webhook_port = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 env = demo.demo_environment(home, sandbox_port)
 os.environ.update(env)
 (home / "dagster").mkdir(parents=True, exist_ok=True)
 (home / "dagster" / "dagster.yaml").write_text(demo.INSTANCE_YAML)
-manifest = demo.ensure_association(settings.demo_data_dir(), 300, 1, 7, sys.argv[4])
+manifest = ensure_association(settings.demo_data_dir(), 300, 1, 7, sys.argv[4])
 start = manifest["period"]["history_start"]
 os.environ["ALUMNI_PARTITIONS_START"] = start
 Path(sys.argv[5]).write_text(start)
@@ -52,7 +55,7 @@ definitions = defs()
 job = definitions.resolve_job_def("alumni_main")
 selection = (MAIN_SELECTION - dg.AssetSelection.assets(MODEL).downstream()).resolve(definitions.resolve_asset_graph())
 with demo.services(home, settings.demo_data_dir(), sandbox_port, webhook_port, env):
-    demo.land_history(settings.demo_data_dir())
+    land_history(settings.demo_data_dir())
     with dg.DagsterInstance.get() as instance:
         end = manifest["period"]["end"]
         first = (dt.date.fromisoformat(end) - dt.timedelta(days=29)).isoformat()
@@ -85,7 +88,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     done = subprocess.run([sys.executable, "-c", MATERIALISE, str(home), str(sandbox_port), str(webhook_port),
                            END_DATE, str(start_file)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    from alumni_orchestration import demo
+    from alumni_orchestration.harness import demo
 
     env = {**os.environ, **demo.demo_environment(home, sandbox_port),
            "ALUMNI_PARTITIONS_START": start_file.read_text(), "DAGSTER_TELEMETRY_ENABLED": "false"}

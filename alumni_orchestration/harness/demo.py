@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
@@ -28,22 +27,24 @@ from pathlib import Path
 import requests
 
 from alumni_orchestration import settings
+from alumni_orchestration.harness.association import ensure_association
+from alumni_orchestration.harness.landing_history import land_history
 from alumni_orchestration.harness.ports import PortError, ensure_free, wait_until_own_port
+from alumni_orchestration.harness.sandbox_clock import (
+    SANDBOX_ENV,
+    paris_time,
+    run_clock_through,
+    set_sandbox_clock,
+    wait_for_webhook_delivery,
+)
+from alumni_orchestration.harness.waves import evaluate_campaign_sensors, run_waves
 
 # The demo's association ends this many days ago. Its campaigns go out the next morning, and the days
 # since are the campaign's window: the sandbox's recipients react through them, and the demo backfills it.
 REPLAY_DAYS = 8
 
-# The sandbox's own credentials: they open nothing but the local sandbox.
-SANDBOX_ENV = {
-    "SENDGRID_API_KEY": "SG.sandbox-demo-key",
-    "EVENTBRITE_TOKEN": "sandbox-eventbrite-token",
-    "HELLOASSO_CLIENT_ID": "sandbox-client",
-    "HELLOASSO_CLIENT_SECRET": "sandbox-secret",
-}
-
 # The demo's Dagster instance: the recovery settings of the production one, on SQLite.
-INSTANCE_YAML = (Path(__file__).parent / "deploy" / "demo_instance.yaml").read_text()
+INSTANCE_YAML = (Path(__file__).parents[1] / "deploy" / "demo_instance.yaml").read_text()
 
 
 def demo_environment(home: Path, sandbox_port: int) -> dict[str, str]:
@@ -60,19 +61,6 @@ def demo_environment(home: Path, sandbox_port: int) -> dict[str, str]:
     for key, value in SANDBOX_ENV.items():
         env[key] = os.environ.get(key, value)
     return env
-
-
-def ensure_association(data: Path, members: int, years: int, seed: int, end_date: str) -> dict:
-    from alumni_orchestration.synthetic.generator import GeneratorConfig, generate_association
-
-    manifest_path = data / "manifest.json"
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        config = manifest["config"]
-        if (config["members"], config["years"], config["seed"], config["end_date"]) == (members, years, seed, end_date):
-            return manifest
-    print(f"Generating a {members}-member association ({years} years of history) in {data} ...", flush=True)
-    return generate_association(data, GeneratorConfig(members=members, years=years, seed=seed, end_date=end_date))
 
 
 @contextlib.contextmanager
@@ -111,24 +99,6 @@ def services(home: Path, data: Path, sandbox_port: int, webhook_port: int, env: 
                 child.wait(timeout=10)
 
 
-def land_history(data: Path) -> int:
-    """Land the association's webhook history as the receiver would have, one folder per day."""
-    from alumni_orchestration.webhook.landing import Landing
-
-    landing = Landing(str(settings.webhook_landing_dir()))
-    landed = 0
-    for day_file in sorted((data / "providers" / "sendgrid" / "events").glob("*.jsonl")):
-        day = day_file.stem
-        if landing.list_batches(day):
-            continue
-        lines = day_file.read_text().splitlines()
-        for start in range(0, len(lines), 1000):  # SendGrid posts batches of about this size
-            body = ("[" + ",".join(lines[start:start + 1000]) + "]").encode()
-            landing.write_batch(day, f"history-{start // 1000:05d}.json", body)
-            landed += 1
-    return landed
-
-
 def run_main_job(first_day: str, last_day: str) -> bool:
     import dagster as dg
 
@@ -145,32 +115,13 @@ def run_main_job(first_day: str, last_day: str) -> bool:
     return result.success
 
 
-def paris_time(day: dt.date, hour: int) -> float:
-    from zoneinfo import ZoneInfo
-
-    return dt.datetime.combine(day, dt.time(hour), tzinfo=ZoneInfo("Europe/Paris")).timestamp()
-
-
-def set_sandbox_clock(base: str, now: float) -> None:
-    requests.post(f"{base}/sandbox/clock", json={"now": now}, timeout=120).raise_for_status()
-
-
-def wait_for_webhook_delivery(base: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and requests.get(f"{base}/sandbox/status", timeout=30).json()["outbox"]:
-        time.sleep(1)
-
-
-def run_waves(definitions, instance, as_of: dt.date) -> dict[str, int]:
+def send_requested_waves(definitions, instance, as_of: dt.date) -> dict[str, int]:
     """One tick of every campaign sensor, then each wave it requests, once per run key (as the bench runs them)."""
-    from alumni_orchestration.bench import evaluate_campaign_sensors
-    from alumni_orchestration.bench import run_waves as run_requested_waves
-
     sensors, requested = evaluate_campaign_sensors(instance, definitions.resources["warehouse"], {}, as_of)
     for name, entry in sensors.items():
         if entry["error"] or entry["skip_reason"]:
             print(f"{name}: {entry['error'] or entry['skip_reason']}", flush=True)
-    waves = run_requested_waves(instance, definitions.resolve_job_def("campaign_job"), requested, {})
+    waves = run_waves(instance, definitions.resolve_job_def("campaign_job"), requested, {})
     for wave in waves:
         outcome = wave.get("skipped") or (f"sent {wave['sent']}" if wave["success"] else "FAILED")
         print(f"{wave['run_key']}: {outcome}", flush=True)
@@ -191,12 +142,8 @@ def run_campaign_loop(sandbox_port: int, as_of: dt.date, window_end: dt.date) ->
     set_sandbox_clock(base, paris_time(as_of, 3))  # just after the nightly run of 02:00
     try:
         with dg.DagsterInstance.get() as instance:
-            summary: dict = run_waves(definitions, instance, as_of)
-        # Held sends go out at their send_at, and reactions come due at their own times, as the clock passes them.
-        clock, now = paris_time(as_of, 3), time.time()
-        while clock < now:
-            clock = min(clock + 3600, now)
-            set_sandbox_clock(base, clock)
+            summary: dict = send_requested_waves(definitions, instance, as_of)
+        run_clock_through(base, paris_time(as_of, 3), time.time())
     finally:
         set_sandbox_clock(base, time.time())  # the sandbox back on real time
     wait_for_webhook_delivery(base)
