@@ -6,7 +6,8 @@ threshold of every tree take the same path in every tree, hence get the same raw
 calibrated probability and the same average over the calibration folds: bit for bit, since each row is
 computed on its own. So a member whose features, mapped to "how many thresholds lie below", are the same
 as the day before keeps the day before's probability. From one day to the next most features move a
-little (ages, tenures, decayed sums) and cross no threshold: only the few members that do are predicted.
+little (ages, tenures, decayed sums) and cross no threshold: only the few members that do are predicted,
+and of those, each distinct row of codes once.
 
 Any other model (the logistic regression, which reads values, not thresholds) is predicted in full.
 tests/test_perf_equality.py holds the result to `model.predict_proba` on every day.
@@ -76,8 +77,11 @@ class ChangedRowsPredictor:
         codes = self.encode(x)
         changed = np.flatnonzero(~self.seen[slots] | (codes != self.codes[slots]).any(axis=1))
         if len(changed):
-            self.probability[slots[changed]] = self.model.predict_proba(x[changed])[:, 1]
-        self.predicted_rows += len(changed)
+            # Members with the same codes share a probability: each distinct row is predicted once.
+            rows = np.ascontiguousarray(codes[changed]).view(np.dtype((np.void, codes.itemsize * codes.shape[1])))
+            _, first, inverse = np.unique(rows.ravel(), return_index=True, return_inverse=True)
+            self.probability[slots[changed]] = self.model.predict_proba(x[changed[first]])[:, 1][inverse.ravel()]
+            self.predicted_rows += len(first)
         self.codes[slots] = codes
         self.seen[slots] = True
         return self.probability[slots].copy()
