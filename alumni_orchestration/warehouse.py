@@ -9,6 +9,7 @@ with a plain sentence instead of DuckDB's "Could not set lock on file".
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Iterator, Mapping
@@ -18,6 +19,8 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+
+from alumni_orchestration import settings
 
 WAREHOUSE_POOL = "duckdb_warehouse"
 RAW_SCHEMA = "raw"
@@ -35,6 +38,17 @@ create table if not exists {QUARANTINE_TABLE} (
     partition_key varchar not null default ''
 )
 """
+
+
+DEFAULT_MEMORY_LIMIT = "2GB"
+
+
+def duckdb_settings() -> dict[str, str]:
+    """DuckDB's memory cap and spill folder for every warehouse connection (dbt's profile reads the same
+    variables): a large stage spills to disk instead of growing. ALUMNI_DUCKDB_MEMORY_LIMIT (default 2GB) and
+    ALUMNI_DUCKDB_TEMP_DIR (default $ALUMNI_HOME/duckdb_tmp)."""
+    return {"memory_limit": os.environ.get("ALUMNI_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT),
+            "temp_directory": os.environ.get("ALUMNI_DUCKDB_TEMP_DIR", str(settings.alumni_home() / "duckdb_tmp"))}
 
 
 class WarehouseBusyError(RuntimeError):
@@ -58,7 +72,7 @@ def connect(path: str | Path, read_only: bool = False, wait_seconds: float = 300
     delay = 0.05
     while True:
         try:
-            conn = duckdb.connect(str(path), read_only=read_only)
+            conn = duckdb.connect(str(path), read_only=read_only, config=duckdb_settings())
             break
         except duckdb.Error as exc:
             if not _is_lock_error(exc):

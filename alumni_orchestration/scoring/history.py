@@ -26,6 +26,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from alumni_orchestration.scoring.changed_rows import ChangedRowsPredictor
 from alumni_orchestration.scoring.engagement import dbt_vars, engagement_from_decayed
 from alumni_orchestration.scoring.features import HALF_LIVES, SIGNALS, WINDOW_DAYS, MemberAttributes
 
@@ -199,14 +200,15 @@ def score_history(activity: pd.DataFrame, roles: pd.DataFrame, memberships: pd.D
     paid_dues = dues[dues.paid.astype(bool) & dues.member_id.isin(ids)]
     paid_on = pd.to_datetime(paid_dues.first_paid_on)
     attributes = MemberAttributes(paid_dues, members)
+    predictor = ChangedRowsPredictor(model, len(ids), len(columns))  # predicts only the members that can change
     for day in sorted(days):
         as_of = day + dt.timedelta(days=1)
         engagement = engagement_from_decayed(*daily.decayed(as_of), roles, memberships, current, as_of)
         features = daily.features(day).join(attributes.features(day), how="left")
         features = features.reindex(engagement.index)
         known = features.dropna(subset=columns)
-        propensity = pd.Series(model.predict_proba(known[columns].to_numpy(dtype=float))[:, 1], index=known.index) \
-            if len(known) else pd.Series(dtype=float)
+        propensity = pd.Series(predictor.predict(ids.get_indexer(known.index), known[columns].to_numpy(dtype=float)),
+                               index=known.index)
         paid = paid_dues.member_id[(paid_dues.dues_year == as_of.year) & (paid_on <= pd.Timestamp(day))]
         yield pd.DataFrame({
             "member_id": engagement.index, "as_of": as_of, "segment": engagement.segment.to_numpy(),

@@ -159,7 +159,16 @@ def ambassadors(scores: pd.DataFrame, share: float = AMBASSADOR_SHARE) -> pd.Ser
     return (scores.engagement_score >= threshold) & (scores.active_modes >= 2)
 
 
-def top_interests(interests: pd.DataFrame, k: int = 3) -> pd.Series:
+TOP_INTERESTS = 3
+# Each member's top k rows in top_interests' order (affinity descending, then topic; a missing affinity last, as
+# pandas sorts it), ranked by DuckDB: pandas then sorts 3 rows a member, not the mart's every topic.
+TOP_INTERESTS_QUERY = """select member_id, topic, affinity from (
+    select member_id, topic, affinity, row_number() over (partition by member_id
+        order by (affinity is null or isnan(affinity)), affinity desc, topic) as interest_rank
+    from marts.member_interests) where interest_rank <= ? order by member_id, interest_rank"""
+
+
+def top_interests(interests: pd.DataFrame, k: int = TOP_INTERESTS) -> pd.Series:
     """Each member's top k topics as JSON [{topic, affinity}], built column-wise (no Python loop per member)."""
     ranked = interests.sort_values(["member_id", "affinity", "topic"], ascending=[True, False, True])
     top = ranked.groupby("member_id").head(k)
@@ -187,21 +196,21 @@ def member_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         profile = conn.execute("select member_id, segment, status from marts.member_profile").df()
         engagement = conn.execute("select member_id, as_of, engagement_index, active_modes, communication, experiential, "
                                   "volunteer from marts.member_engagement").df()
-        interests = conn.execute("select member_id, topic, affinity from marts.member_interests").df()
+        interests = conn.execute(TOP_INTERESTS_QUERY, [TOP_INTERESTS]).df()
         propensity = conn.execute("select member_id, dues_propensity from scoring.dues_propensity").df()
-        history = conn.execute("select member_id, as_of, engagement_score from scoring.member_score_history").df() \
+        scores = profile[profile.status.isin(CURRENT)].merge(engagement, on="member_id").merge(
+            propensity, on="member_id", how="left")
+        as_of = pd.to_datetime(scores.as_of).dt.date.max() if len(scores) else dt.date.today()
+        # The one snapshot the trend needs, not the whole history (120 days of every member at 1M: 84M rows).
+        earlier = conn.execute("select member_id, engagement_score from scoring.member_score_history where as_of = ?",
+                               [as_of - dt.timedelta(days=30)]).df() \
             if conn.execute("select count(*) from information_schema.tables where table_schema = 'scoring' "
-                            "and table_name = 'member_score_history'").fetchone()[0] else pd.DataFrame()
-    scores = profile[profile.status.isin(CURRENT)].merge(engagement, on="member_id").merge(
-        propensity, on="member_id", how="left")
+                            "and table_name = 'member_score_history'").fetchone()[0] else None
     scores["engagement_score"] = scores.engagement_index.round(2)
     scores["engagement_percentile"] = scores.engagement_score.rank(pct=True).round(4)
     scores["dues_propensity_percentile"] = scores.dues_propensity.rank(pct=True).round(4)
-    as_of = pd.to_datetime(scores.as_of).dt.date.max() if len(scores) else dt.date.today()
-    if len(history):
-        earlier = history[pd.to_datetime(history.as_of).dt.date == as_of - dt.timedelta(days=30)]
-        scores = scores.merge(earlier[["member_id", "engagement_score"]].rename(
-            columns={"engagement_score": "score_30d_ago"}), on="member_id", how="left")
+    if earlier is not None and len(earlier):
+        scores = scores.merge(earlier.rename(columns={"engagement_score": "score_30d_ago"}), on="member_id", how="left")
     else:
         scores["score_30d_ago"] = np.nan
     scores["engagement_trend"] = scores.engagement_score - scores.score_30d_ago
