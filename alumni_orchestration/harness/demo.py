@@ -33,6 +33,7 @@ from pathlib import Path
 import requests
 
 from alumni_orchestration import settings
+from alumni_orchestration.campaigns.definitions import CAMPAIGNS_FILE_ENV
 from alumni_orchestration.harness.association import ensure_association
 from alumni_orchestration.harness.landing_history import land_history
 from alumni_orchestration.harness.ports import PortError, ensure_free, wait_until_own_port
@@ -49,7 +50,9 @@ from alumni_orchestration.harness.stack import DagsterStack
 # The demo's association ends this many days ago. Its campaigns go out the next morning, and the days
 # since are the campaign's window: the sandbox's recipients react through them, and the demo backfills it.
 REPLAY_DAYS = 8
-CAMPAIGN_SENSORS = ("reengagement_sensor", "dues_reminder_sensor")
+# Every campaign of campaigns.yaml has a sensor named after it (defs/campaigns/sensors.py).
+CAMPAIGN_IDS = ("reengagement", "dues_reminder", "birthday_greeting", "class_anniversary", "welcome_sequence")
+CAMPAIGN_SENSORS = tuple(f"{campaign_id}_sensor" for campaign_id in CAMPAIGN_IDS)
 SENSOR_TICK_TIMEOUT = 300.0
 
 # The demo's Dagster instance: the recovery settings of the production one, on SQLite.
@@ -230,9 +233,28 @@ def prepare(home: Path, members: int, years: int, seed: int, env: dict[str, str]
     # imports the definitions (the truth writer does), which fix the partitions when first imported.
     os.environ.setdefault("ALUMNI_PARTITIONS_START", manifest["period"]["history_start"])
     from alumni_orchestration.harness.truth import write_simulated_truth
+    from alumni_orchestration.harness.uplift_sim import write_expected_effects
 
-    write_simulated_truth(data, Path(env["ALUMNI_SIMULATED_TRUTH_DIR"]))
+    truth_dir = Path(env["ALUMNI_SIMULATED_TRUTH_DIR"])
+    write_simulated_truth(data, truth_dir)
+    write_expected_effects(data, truth_dir)  # the uplift model's oracle yardstick
+    env[CAMPAIGNS_FILE_ENV] = os.environ[CAMPAIGNS_FILE_ENV] = str(
+        demo_campaigns_file(home, end + dt.timedelta(days=1)))
     return manifest
+
+
+def demo_campaigns_file(home: Path, morning: dt.date) -> Path:
+    """The demo's copy of campaigns.yaml: the class anniversaries go out on the demo's one campaign morning
+    (in production, on the day the file names), so that the demo shows them."""
+    import yaml
+
+    from alumni_orchestration.campaigns.definitions import DEFINITIONS_FILE
+
+    raw = yaml.safe_load(DEFINITIONS_FILE.read_text())
+    raw["campaigns"]["class_anniversary"]["lifecycle"]["on"] = f"{morning:%m-%d}"
+    path = home / "demo" / "campaigns.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
+    return path
 
 
 def run_pipeline(home: Path, manifest: dict, sandbox_port: int, webhook_port: int, env: dict[str, str],
@@ -251,6 +273,8 @@ def run_pipeline(home: Path, manifest: dict, sandbox_port: int, webhook_port: in
             loop = run_campaign_loop(stack, console, sandbox_port, as_of=end + dt.timedelta(days=1),
                                      window_end=dt.date.today())
             console.say(f"Campaign loop: {loop['waves']} wave(s), {len(loop['results'])} result(s) beside the truth")
+            # The digital lead's weekly digest, once, so that it is in the outbox after the demo.
+            run_job(stack, console, "weekly_digest_job", {}, "weekly digest (weekly_digest_job)")
 
 
 def serve_ui(ui_port: int, env: dict[str, str], console: Console) -> int:
