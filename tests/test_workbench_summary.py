@@ -173,3 +173,17 @@ def test_member_scores_records_numeric_trends_that_match_the_tables(scored_assoc
     for key in ("dues_paid_rate", "dues_paid_rate_same_day_last_year", "dues_collected_eur"):
         assert isinstance(metadata[key], float) and metadata[key] > 0
     assert metadata["dues_paid_curve"].startswith("![dues paid curve](data:image/png;base64,")
+
+
+def test_a_campaign_with_an_exploration_arm_gets_one_summary_per_stratum_and_its_trend_from_the_targeted() -> None:
+    """Regression: campaign_results has a row per stratum and arm since the exploration arm; the summary took
+    both strata's treatment rows as one arm and failed with "int() argument must be ... not 'Series'"."""
+    targeted = _members("dues_reminder", "2026", 1000, 300, 1000, 200).assign(stratum="targeted")
+    explored = _members("dues_reminder", "2026", 50, 5, 50, 5).assign(stratum="explored")
+    explored["member_id"] += len(targeted)
+    results = campaign_results(pd.concat([targeted, explored], ignore_index=True), Costs())
+    assert sorted(set(results.stratum)) == ["explored", "targeted"]
+    summaries = campaign_summaries(results, {}, 30, dt.date(2026, 6, 1), 9.0).set_index("stratum")
+    assert summaries.loc["targeted"].summary.startswith("worked: +10.0 points of dues paid")
+    assert summaries.loc["explored"].summary.startswith("exploration arm: inconclusive")
+    assert campaign_trends(results) == {"uplift_points/dues_reminder": pytest.approx(10.0)}

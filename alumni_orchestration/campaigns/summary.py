@@ -110,14 +110,18 @@ def campaign_summaries(results: pd.DataFrame, windows: dict[tuple[str, str], Win
                        today: dt.date, acquire_member_eur: float) -> pd.DataFrame:
     """One row per campaign and cycle: summary, backfill range and command. results: campaign_results rows."""
     rows = []
-    for (campaign_id, cycle), group in results.groupby(["campaign_id", "cycle"], sort=True):
+    # A stratum's arms are drawn with their own probabilities (targeted: the holdout; explored: the exploration
+    # arm), so each stratum is measured on its own; results without strata are one targeted stratum.
+    results = results if "stratum" in results.columns else results.assign(stratum="targeted")
+    for (campaign_id, cycle, stratum), group in results.groupby(["campaign_id", "cycle", "stratum"], sort=True):
         window = windows.get((campaign_id, cycle))
         first, last = backfill_range(window, outcome_window_days, today) if window else ("", "")
-        rows.append({"campaign_id": campaign_id, "cycle": cycle,
-                     "summary": campaign_sentence(group, acquire_member_eur),
+        sentence = campaign_sentence(group, acquire_member_eur)
+        rows.append({"campaign_id": campaign_id, "cycle": cycle, "stratum": stratum,
+                     "summary": sentence if stratum == "targeted" else f"exploration arm: {sentence}",
                      "backfill_from": first, "backfill_to": last,
                      "backfill_command": backfill_command(first, last) if window else ""})
-    return pd.DataFrame(rows, columns=["campaign_id", "cycle", "summary", "backfill_from", "backfill_to",
+    return pd.DataFrame(rows, columns=["campaign_id", "cycle", "stratum", "summary", "backfill_from", "backfill_to",
                                        "backfill_command"])
 
 

@@ -59,6 +59,8 @@ def score_trends(scores: pd.DataFrame, metrics: pd.DataFrame, dues: pd.DataFrame
 
 def campaign_trends(results: pd.DataFrame) -> dict[str, float]:
     """Each campaign's latest measured uplift, in points, under a key of its own (`uplift_points/<campaign>`)."""
+    if len(results) and "stratum" in results.columns:  # the headline is the targeted audience, not exploration
+        results = results[results.stratum == "targeted"]
     treated = results[(results.arm == "treatment") & results.uplift.notna()] if len(results) else results
     out = {}
     for campaign_id, rows in treated.groupby("campaign_id"):
