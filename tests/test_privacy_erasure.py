@@ -46,12 +46,10 @@ def world(template: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> W
 def _campaign_counts(world: World) -> dict[str, list[tuple]]:
     """What campaign results are built from, counted: ledger by arm and status, outbox by campaign, SendGrid
     events of campaigns by event, and the per-member outcomes query's flags summed."""
-    from alumni_orchestration.campaigns import ledger
-    from alumni_orchestration.defs.campaigns.results import MEMBER_OUTCOMES, REENGAGEMENT_SIGNALS
+    from alumni_orchestration.defs.campaigns.results import member_outcomes
 
     with duckdb.connect(str(world.warehouse), read_only=True) as conn:
-        outcomes = conn.execute(MEMBER_OUTCOMES, {"window": 30, "signals": list(REENGAGEMENT_SIGNALS),
-                                                  "delivered": list(ledger.DELIVERED_STATUSES)}).df()
+        outcomes = member_outcomes(conn, 30)
         return {
             "ledger": conn.execute("select campaign_id, cycle, arm, status, count(*) from campaigns.campaign_sends "
                                    "group by all order by all").fetchall(),

@@ -68,7 +68,7 @@ def test_the_uplift_model_trains_on_the_randomised_arms_scores_members_and_is_re
     model = first.asset_materializations_for_node("dues_uplift_model")[0].metadata
     assert model["refitted"].value is True and model["randomised_rows"].value > 200
     assert model["chosen_model"].text in ("two_model", "transformed_outcome")
-    assert "data:image/png;base64," in model["qini_curves"].text
+    assert "data:image/png;base64," in model["qini_curves"].value
     with duckdb.connect(str(mine), read_only=True) as conn:
         metrics = conn.execute("select metric from scoring.model_metrics where model = 'dues_uplift'").df().metric
         scores = conn.execute("select count(*), count(distinct model_version) from scoring.member_uplift_scores"

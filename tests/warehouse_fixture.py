@@ -104,12 +104,15 @@ def build_raw_warehouse_from_files(association: Path, warehouse: Path) -> None:
                 lists, json.loads((providers / "sendgrid/asm_suppressions.json").read_text()))
             replace_all_rows(conn, f"{RAW_SCHEMA}.eventbrite_events", RAW_DDL["eventbrite_events"], events)
             ensure_table(conn, f"{RAW_SCHEMA}.eventbrite_attendees", RAW_DDL["eventbrite_attendees"])
+            # A rebuild replaces every row, as a reload of the whole history would (the privacy tests reload).
+            conn.execute(f"delete from {RAW_SCHEMA}.eventbrite_attendees")
             conn.register("new_attendees", attendees)
             conn.execute(f"insert into {RAW_SCHEMA}.eventbrite_attendees by name select * from new_attendees")
             conn.unregister("new_attendees")
             replace_all_rows(conn, f"{RAW_SCHEMA}.helloasso_forms", RAW_DDL["helloasso_forms"], forms)
             load_staged(conn, RAW_SCHEMA, window)
             ensure_table(conn, f"{RAW_SCHEMA}.sendgrid_events", RAW_DDL["sendgrid_events"])
+            conn.execute(f"delete from {RAW_SCHEMA}.sendgrid_events")
             conn.execute(f"insert into {RAW_SCHEMA}.sendgrid_events by name "
                          f"select * from {parquet_source(staging / 'events.parquet')}")
             replace_all_rows(conn, f"{RAW_SCHEMA}.sendgrid_suppressions", SUPPRESSIONS_DDL, suppressions)

@@ -34,7 +34,7 @@ dues_paid as (
         sum(d.amount_eur) as dues_revenue_eur
     from sends as s
     inner join {{ ref('dues_history') }} as d
-        on d.member_id = s.member_id and d.dues_year = s.dues_year and d.paid and d.first_paid_on >= s.as_of
+        on s.member_id = d.member_id and s.dues_year = d.dues_year and d.paid and s.as_of <= d.first_paid_on
     group by all
 ),
 
@@ -46,8 +46,9 @@ reengaged as (
         min(a.activity_date - s.as_of) as days_to_reengaged
     from sends as s
     inner join {{ ref('member_activity_daily') }} as a
-        on a.member_id = s.member_id and a.activity_date >= s.as_of
-        and a.signal in ({{ "'" ~ var('reengagement_signals') | join("', '") ~ "'" }})
+        on
+            s.member_id = a.member_id and s.as_of <= a.activity_date
+            and a.signal in ({{ "'" ~ var('reengagement_signals') | join("', '") ~ "'" }})
     group by all
 ),
 
@@ -60,8 +61,9 @@ signed_up_or_paid as (
         min(a.activity_date - s.as_of) as days_to_signed_up_or_paid
     from sends as s
     inner join {{ ref('member_activity_daily') }} as a
-        on a.member_id = s.member_id and a.activity_date >= s.as_of
-        and a.signal in ('events_registered', 'dues_paid', 'donations')
+        on
+            s.member_id = a.member_id and s.as_of <= a.activity_date
+            and a.signal in ('events_registered', 'dues_paid', 'donations')
     group by all
 )
 
@@ -85,8 +87,8 @@ select
     cast(r.days_to_reengaged as integer) as days_to_reengaged,
     cast(u.days_to_signed_up_or_paid as integer) as days_to_signed_up_or_paid
 from sends as s
-left join events as e on e.campaign_id = s.campaign_id and e.cycle = s.cycle and e.member_id = s.member_id
-left join dues_paid as p on p.campaign_id = s.campaign_id and p.cycle = s.cycle and p.member_id = s.member_id
-left join reengaged as r on r.campaign_id = s.campaign_id and r.cycle = s.cycle and r.member_id = s.member_id
+left join events as e on s.campaign_id = e.campaign_id and s.cycle = e.cycle and s.member_id = e.member_id
+left join dues_paid as p on s.campaign_id = p.campaign_id and s.cycle = p.cycle and s.member_id = p.member_id
+left join reengaged as r on s.campaign_id = r.campaign_id and s.cycle = r.cycle and s.member_id = r.member_id
 left join signed_up_or_paid as u
-    on u.campaign_id = s.campaign_id and u.cycle = s.cycle and u.member_id = s.member_id
+    on s.campaign_id = u.campaign_id and s.cycle = u.cycle and s.member_id = u.member_id
