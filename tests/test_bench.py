@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from alumni_orchestration.campaigns.definitions import campaigns
 from alumni_orchestration.contracts import mail_send_errors
 from alumni_orchestration.harness.bench import render_from_json, run_bench
 from alumni_orchestration.harness.bench.measure import history_growth, send_batches
