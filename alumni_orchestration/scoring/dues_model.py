@@ -71,8 +71,8 @@ def heuristic_probability(train: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray
     return rows.paid_lag1.map(rates).fillna(train.paid.mean()).to_numpy()
 
 
-def data_hash(frame: pd.DataFrame) -> str:
-    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes()).hexdigest()
+def data_hash(frame: pd.DataFrame, index: bool = True) -> str:
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=index).to_numpy().tobytes()).hexdigest()
 
 
 @dataclass

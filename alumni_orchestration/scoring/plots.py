@@ -21,9 +21,14 @@ def distribution_by_segment_png(frame: pd.DataFrame, column: str, title: str) ->
     ax.set_xlabel(column)
     ax.set_ylabel("members")
     ax.legend(fontsize=7, ncol=2)
+    return figure_png(fig)
+
+
+def figure_png(fig, dpi: int | None = None) -> bytes:
+    """The figure laid out and rendered as PNG bytes; the figure is closed (pyplot keeps figures otherwise)."""
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     return buffer.getvalue()
 

@@ -23,7 +23,6 @@ sum over S of paid (T / p - (1 - T) / (1 - p)) — the incremental payments had 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +32,9 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from alumni_orchestration.scoring.dues_model import data_hash
+from alumni_orchestration.scoring.plots import figure_png
 
 LABEL_COLUMNS = ["member_id", "cycle", "treated", "p_treat", "paid"]
 CANDIDATES = ("two_model", "transformed_outcome")
@@ -99,10 +101,6 @@ def auuc(score, treated, paid, p_treat) -> float:
     return float(np.mean(gains) / max(len(treated), 1))
 
 
-def data_hash(frame: pd.DataFrame) -> str:
-    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
-
-
 @dataclass
 class UpliftReport:
     chosen: str
@@ -167,12 +165,11 @@ def fit_uplift_model(data: pd.DataFrame, columns: list[str], seed: int = 0, orac
     final = learner(chosen, seed).fit(*_arrays(data, columns))
     report = UpliftReport(chosen=chosen, selection_qini=selection, validation=validation,
                           metrics=pd.DataFrame(rows, columns=["model", "metric", "value", "segment"]), curves=curves,
-                          data_hash=data_hash(data[LABEL_COLUMNS + columns]))
+                          data_hash=data_hash(data[LABEL_COLUMNS + columns], index=False))
     return final, report
 
 
 def qini_plot_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> bytes:
-    import io
 
     import matplotlib
 
@@ -189,11 +186,7 @@ def qini_plot_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) 
     ax.set_ylabel("incremental payments (IPW)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)
 
 
 def randomised_rows(outcomes: pd.DataFrame, holdout_share: float, as_of_year: int) -> pd.DataFrame:

@@ -8,11 +8,11 @@ day (lifetime members excluded); "last year" is the same quotient one year earli
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 import numpy as np
 import pandas as pd
 
+from alumni_orchestration.scoring.plots import figure_png
 from alumni_orchestration.workbench.lists import at_risk_mask
 
 
@@ -98,8 +98,4 @@ def dues_curve_png(curve: pd.DataFrame, title: str) -> bytes:
     ax.set_ylabel("members who paid")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig)

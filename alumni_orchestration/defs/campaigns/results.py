@@ -29,7 +29,7 @@ from alumni_orchestration.defs.dbt.assets import dbt_models
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.defs.workbench.campaign_summary import campaign_summary_metadata
 from alumni_orchestration.partitions import daily_partitions
-from alumni_orchestration.scoring.plots import markdown_image
+from alumni_orchestration.scoring.plots import figure_png, markdown_image
 from alumni_orchestration.warehouse import WAREHOUSE_POOL, table_exists
 
 RESULTS = dg.AssetKey(["campaigns", "campaign_results"])
@@ -64,7 +64,6 @@ def simulated_truth(results: pd.DataFrame, members: pd.DataFrame | None, truth_d
 
 
 def uplift_plot_png(results: pd.DataFrame, truth: pd.DataFrame | None = None) -> bytes:
-    import io
 
     import matplotlib
 
@@ -89,11 +88,7 @@ def uplift_plot_png(results: pd.DataFrame, truth: pd.DataFrame | None = None) ->
     ax.axvline(0, color="grey", linewidth=1)
     ax.set_yticks(range(len(treated)), labels)
     ax.set_xlabel("uplift in retention, treatment - control (95% CI)")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig, dpi=90)
 
 
 def policy_results(conn, window_days: int) -> pd.DataFrame:
