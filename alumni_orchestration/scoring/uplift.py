@@ -134,6 +134,11 @@ def _arrays(frame: pd.DataFrame, columns: list[str]):
             frame.paid.to_numpy(dtype=float), frame.p_treat.to_numpy(dtype=float))
 
 
+def training_hash(data: pd.DataFrame, columns: list[str]) -> str:
+    """What identifies a fit: the labels and features, not the frame's row labels."""
+    return data_hash(data[LABEL_COLUMNS + columns], index=False)
+
+
 def fit_uplift_model(data: pd.DataFrame, columns: list[str], seed: int = 0, oracle: pd.Series | None = None):
     """data: LABEL_COLUMNS + columns, one row per randomised member and cycle. oracle (synthetic worlds only):
     the true expected effect indexed by (member_id, cycle). Returns (final model fitted on all rows, report)."""
@@ -165,7 +170,7 @@ def fit_uplift_model(data: pd.DataFrame, columns: list[str], seed: int = 0, orac
     final = learner(chosen, seed).fit(*_arrays(data, columns))
     report = UpliftReport(chosen=chosen, selection_qini=selection, validation=validation,
                           metrics=pd.DataFrame(rows, columns=["model", "metric", "value", "segment"]), curves=curves,
-                          data_hash=data_hash(data[LABEL_COLUMNS + columns], index=False))
+                          data_hash=training_hash(data, columns))
     return final, report
 
 

@@ -80,7 +80,7 @@ def load_history(conn, as_of: dt.date, campaign: Campaign | None = None,
     """score_history, with each member's latest predicted uplift (scored on or before as_of) once the uplift
     model has scored: what the uplift targeting policies rank on."""
     history = score_snapshots(conn, as_of, campaign, lookback_days)
-    if campaign is not None and campaign.kind.date_triggered:
+    if campaign is None or campaign.kind.date_triggered:  # the whole lookback serves every kind
         history = history.merge(member_dates(conn), on="member_id", how="left")
     if not table_exists(conn, UPLIFT_SCORES):
         return history

@@ -83,9 +83,9 @@ def _oracle(truth_dir: str) -> pd.Series | None:
 
 
 def _save_or_reuse(model_dir: Path, data, columns, seed, oracle, as_of, log):
-    from alumni_orchestration.scoring.uplift import data_hash
+    from alumni_orchestration.scoring.uplift import training_hash
 
-    digest = data_hash(data)
+    digest = training_hash(data, columns)
     for path in sorted(model_dir.glob(f"*-{digest[:12]}.joblib")):
         saved = joblib.load(path)
         if saved.get("data_hash") == digest and saved.get("seed") == seed:
