@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alumni_orchestration.defs.workbench.reasons import PENDING, refresh_order
 from alumni_orchestration.scoring.explain import background_members, input_hashes, needs_explaining
 
 NODE = "scoring__member_score_reasons"
@@ -33,7 +34,15 @@ def test_the_background_is_the_same_members_whichever_order_the_ids_come_in() ->
     assert sorted(background_members(ids, 8, 3)) == sorted(background_members(ids[::-1].copy(), 8, 3))
 
 
-def _materialise(warehouse: Path, models: str, chunk_size: int) -> dict:
+def test_a_run_explains_the_never_explained_first_then_the_longest_unrefreshed_within_its_budget() -> None:
+    explained_on = pd.Series(pd.to_datetime([None, "2026-01-03", "2026-01-01", None, "2026-01-02"]))
+    todo = np.array([50, 10, 20, 40, 30])
+    assert refresh_order(todo, explained_on, 3).tolist() == [20, 40, 50]
+    assert refresh_order(todo, explained_on, 4).tolist() == [20, 30, 40, 50]
+    assert refresh_order(todo, explained_on, 0).tolist() == []
+
+
+def _materialise(warehouse: Path, models: str, chunk_size: int, budget: int = 25_000) -> dict:
     from alumni_orchestration.defs.scoring.resources import ScoringResource
     from alumni_orchestration.defs.warehouse.resources import WarehouseResource
     from alumni_orchestration.defs.workbench.reasons import ReasonsConfig, member_score_reasons
@@ -41,10 +50,12 @@ def _materialise(warehouse: Path, models: str, chunk_size: int) -> dict:
     result = dg.materialize([member_score_reasons],
                             resources={"warehouse": WarehouseResource(path=str(warehouse)),
                                        "scoring": ScoringResource(model_dir=models)},
-                            run_config=dg.RunConfig({NODE: ReasonsConfig(chunk_size=chunk_size)}))
+                            run_config=dg.RunConfig({NODE: ReasonsConfig(chunk_size=chunk_size,
+                                                                         max_explained_per_run=budget)}))
     assert result.success
     metadata = result.asset_materializations_for_node(NODE)[0].metadata
-    return {key: metadata[key].value for key in ("members_explained", "members_reused", "dagster/row_count")}
+    return {key: metadata[key].value for key in ("members_explained", "members_reused", "dagster/row_count",
+                                                 "members_left_for_next_nights")}
 
 
 def _reasons(warehouse: Path) -> pd.DataFrame:
@@ -94,3 +105,30 @@ def test_a_second_run_explains_only_the_changed_members_and_equals_a_fresh_run(s
     pd.testing.assert_frame_equal(after, scratch)
     moved = after.set_index("member_id").dues_input_hash != before.set_index("member_id").dues_input_hash
     assert sorted(moved[moved].index.tolist()) == sorted(changed)
+
+
+@pytest.mark.slow
+def test_a_bounded_run_leaves_the_rest_for_the_next_nights_and_catches_up_to_a_fresh_run(scored_association,
+                                                                                         tmp_path) -> None:
+    """With a budget of 400 members a run, the first night explains 400 (the others say they are pending),
+    the next nights the next ones across chunks; once caught up, the table equals an unbounded run's."""
+    _, source = scored_association
+    models = str(source.parent / "models")
+    bounded, fresh = tmp_path / "bounded.duckdb", tmp_path / "fresh.duckdb"
+    shutil.copy(source, bounded)
+    shutil.copy(source, fresh)
+    first = _materialise(bounded, models, chunk_size=250, budget=400)
+    members = first["dagster/row_count"]
+    assert members > 800 and first["members_explained"] == 400 and first["members_left_for_next_nights"] == members - 400
+    rows = _reasons(bounded)
+    assert (rows.dues_reasons == PENDING).sum() == members - 400 and rows.dues_base.notna().sum() == 400
+    second = _materialise(bounded, models, chunk_size=250, budget=400)
+    assert second["members_explained"] == 400 and second["members_reused"] == 400
+    explained_twice = _reasons(bounded).dues_base.notna().sum()
+    assert explained_twice == 800
+    nights = 2
+    while _materialise(bounded, models, chunk_size=250, budget=400)["members_left_for_next_nights"]:
+        nights += 1
+    assert nights == -(-members // 400) - 1 or nights == -(-members // 400)
+    _materialise(fresh, models, chunk_size=20_000)
+    pd.testing.assert_frame_equal(_reasons(bounded), _reasons(fresh))

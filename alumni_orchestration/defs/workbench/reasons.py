@@ -2,7 +2,10 @@
 
 Incremental and bounded: members are read and explained a chunk at a time (activity within the features'
 window only, the last-seen days and decayed signals aggregated in DuckDB); a member whose input hash and the
-explain version (model, background rows, seed) are unchanged keeps its stored dues reasons."""
+explain version (model, background rows, seed) are unchanged keeps its stored dues reasons. A run explains at
+most `max_explained_per_run` members (the cost of a night stays bounded at any size): the never-explained
+first, then the longest unrefreshed; the others keep their stored reasons, dated by dues_explained_on, with
+dues_explained_score the score their contributions add up to, until a later night refreshes them."""
 
 import datetime as dt
 import json
@@ -38,12 +41,16 @@ from alumni_orchestration.warehouse import WAREHOUSE_POOL
 REASONS = dg.AssetKey(["scoring", "member_score_reasons"])
 REASONS_TABLE = "scoring.member_score_reasons"
 DUES_COLUMNS = ["member_id", "dues_base", *[f"dues_reason_{r}{s}" for r in (1, 2, 3) for s in ("", "_group", "_points")],
-                "dues_reasons", "dues_contributions", "dues_input_hash", "dues_explain_version"]
+                "dues_reasons", "dues_contributions", "dues_input_hash", "dues_explain_version", "dues_explained_on",
+                "dues_explained_score"]
+PENDING = "not yet explained: this member's reasons come within the next nights"
 
 
 class ReasonsConfig(dg.Config):
     chunk_size: int = 20_000  # members read and explained at a time (memory ~ chunk x background predictions)
     background_size: int = 8
+    # ~2.5 ms a member on one core: about a minute a night, whatever the association's size.
+    max_explained_per_run: int = 25_000
 
 
 def model_of_version(model_dir: str, version: str) -> dict:
@@ -106,37 +113,65 @@ def _engagement(conn: duckdb.DuckDBPyConnection, ids: np.ndarray, as_of: dt.date
 
 def _stored(conn: duckdb.DuckDBPyConnection) -> bool:
     return bool(conn.execute("select count(*) from information_schema.columns where table_schema = 'scoring' and "
-                             "table_name = 'member_score_reasons' and column_name = 'dues_explain_version'")
-                .fetchone()[0])
+                             "table_name = 'member_score_reasons' and column_name = 'dues_explained_score'")
+                .fetchall()[0][0])  # fetchall: a pending result would block register() on this connection
 
 
-def _dues_chunk(conn, inputs: dict, saved: dict, background: np.ndarray, version: str, seed: int) -> tuple:
-    """(dues rows of the chunk, explained, reused): stored rows where nothing changed, fresh ones elsewhere."""
-    features, last_seen = inputs["features"], inputs["last_seen"]
-    hashes = input_hashes(features[saved["columns"]].to_numpy(dtype=float), last_seen, SIGNALS)
+def refresh_order(todo_ids: np.ndarray, explained_on: pd.Series, budget: int) -> np.ndarray:
+    """The members a run explains, out of those that need it: the never-explained first (explained_on NaT),
+    then the longest unrefreshed, then by id; at most `budget`."""
+    order = pd.DataFrame({"member_id": todo_ids, "never": explained_on.isna().to_numpy(),
+                          "on": explained_on.to_numpy()}).sort_values(["never", "on", "member_id"],
+                                                                     ascending=[False, True, True])
+    return np.sort(order.member_id.to_numpy()[:max(0, budget)])
+
+
+def _plan_chunk(conn, inputs: dict, saved: dict, version: str) -> dict:
+    """What a chunk needs: its inputs' hashes, its stored rows, and which members need explaining."""
+    features = inputs["features"]
+    hashes = input_hashes(features[saved["columns"]].to_numpy(dtype=float), inputs["last_seen"], SIGNALS)
     stored = conn.execute(f"select {', '.join(DUES_COLUMNS)} from {REASONS_TABLE} "
                           "where member_id in (select member_id from chunk_ids)").df() if _stored(conn) else (
         pd.DataFrame(columns=DUES_COLUMNS))
     todo = needs_explaining(hashes, version, stored, features.index)
-    parts = [stored[stored.member_id.isin(features.index[~todo])]]
-    if todo.any():
-        _, contributions, fresh = dues_explanations(saved["model"], saved["columns"], features[todo], background,
-                                                    last_seen[todo], seed=seed)
+    return {"hashes": hashes, "stored": stored, "todo": todo}
+
+
+def _dues_chunk(inputs: dict, plan: dict, chosen: np.ndarray, saved: dict, background: np.ndarray, version: str,
+                seed: int, as_of: dt.date, scores: pd.Series) -> tuple[pd.DataFrame, int, int, int]:
+    """(dues rows of the chunk, explained, reused, pending): fresh rows for the chosen members who need it,
+    stored rows for the others (dated), a pending row for a never-explained member beyond the budget."""
+    features, last_seen, stored = inputs["features"], inputs["last_seen"], plan["stored"]
+    fresh_mask = plan["todo"] & features.index.isin(chosen)
+    kept = stored[stored.member_id.isin(features.index[~fresh_mask])]
+    parts = [kept]
+    if fresh_mask.any():
+        _, contributions, fresh = dues_explanations(saved["model"], saved["columns"], features[fresh_mask],
+                                                    background, last_seen[fresh_mask], seed=seed)
         fresh["dues_contributions"] = [json.dumps({k: round(float(v), 6) for k, v in row.items()})
                                        for row in contributions.to_dict(orient="records")]
-        fresh["dues_input_hash"], fresh["dues_explain_version"] = hashes[todo], version
+        fresh["dues_input_hash"], fresh["dues_explain_version"] = plan["hashes"][fresh_mask], version
+        fresh["dues_explained_on"] = pd.Timestamp(as_of)
+        fresh["dues_explained_score"] = scores.reindex(fresh.member_id).to_numpy()
         parts.append(fresh[DUES_COLUMNS])
+    waiting = features.index[~fresh_mask].difference(pd.Index(kept.member_id))
+    if len(waiting):
+        parts.append(pd.DataFrame({"member_id": waiting, "dues_reasons": PENDING}).reindex(columns=DUES_COLUMNS))
     rows = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else (
         pd.DataFrame(columns=DUES_COLUMNS))
-    return rows.sort_values("member_id", ignore_index=True), int(todo.sum()), int((~todo).sum())
+    reused = int((plan["todo"] == False).sum())  # noqa: E712 - numpy array
+    return (rows.sort_values("member_id", ignore_index=True), int(fresh_mask.sum()), reused,
+            int(plan["todo"].sum() - fresh_mask.sum()))
 
 
 def _explain_into(spill: Path, conn: duckdb.DuckDBPyConnection, saved: dict, seed: int,
                   config: ReasonsConfig) -> dict:
-    """Explain chunk by chunk into Parquet files under spill. Returns the counts."""
+    """Explain chunk by chunk into Parquet files under spill. Returns the counts. Two passes: the first finds
+    who needs explaining (so the budget goes to the right members across chunks), the second explains."""
     propensity = conn.execute("select member_id, as_of, dues_propensity, model_version "
                               "from scoring.dues_propensity").df()
     as_of = pd.Timestamp(propensity.as_of.max()).date()
+    scores = propensity.set_index("member_id").dues_propensity
     ids = np.sort(conn.execute("select member_id from scoring.member_scores").df().member_id.to_numpy())
     reference = _member_inputs(conn, background_members(ids, config.background_size, seed), as_of)["features"]
     background = reference[saved["columns"]].to_numpy(dtype=float)
@@ -144,17 +179,34 @@ def _explain_into(spill: Path, conn: duckdb.DuckDBPyConnection, saved: dict, see
     engagement = engagement_contributions(conn.execute("select * from marts.member_engagement").df(),
                                           dbt_vars()["mode_weights"])
     engagement_raw = conn.execute("select member_id, engagement_raw from marts.member_engagement").df()
-    counts = {"explained": 0, "reused": 0, "rows": 0}
-    for i in range(math.ceil(len(ids) / config.chunk_size)):
-        chunk = ids[i * config.chunk_size:(i + 1) * config.chunk_size]
+    chunks = [ids[i * config.chunk_size:(i + 1) * config.chunk_size]
+              for i in range(math.ceil(len(ids) / config.chunk_size))]
+    todo_ids, explained_on = [], []
+    for i, chunk in enumerate(chunks):
         inputs = _member_inputs(conn, chunk, as_of)
-        dues, explained, reused = _dues_chunk(conn, inputs, saved, background, version, seed)
+        plan = _plan_chunk(conn, inputs, saved, version)
+        pd.to_pickle((inputs, plan), spill / f"plan-{i:05d}.pkl")
+        todo_ids.append(inputs["features"].index[plan["todo"]].to_numpy())
+        on = plan["stored"].set_index("member_id").dues_explained_on if len(plan["stored"]) else pd.Series(
+            dtype="datetime64[ns]")
+        explained_on.append(pd.to_datetime(on.reindex(todo_ids[-1])))
+    todo = np.concatenate(todo_ids) if todo_ids else np.array([], dtype=int)
+    chosen = refresh_order(todo, pd.concat(explained_on) if explained_on else pd.Series(dtype="datetime64[ns]"),
+                           config.max_explained_per_run)
+    counts = {"explained": 0, "reused": 0, "pending": 0, "rows": 0}
+    for i, chunk in enumerate(chunks):
+        plan_path = spill / f"plan-{i:05d}.pkl"
+        inputs, plan = pd.read_pickle(plan_path)
+        plan_path.unlink()
+        conn.register("chunk_ids", pd.DataFrame({"member_id": chunk}))
+        dues, explained, reused, pending = _dues_chunk(inputs, plan, chosen, saved, background, version, seed,
+                                                       as_of, scores)
         out = dues.merge(propensity[["member_id", "dues_propensity", "model_version"]], on="member_id", how="left")
         out = out.merge(_engagement(conn, chunk, as_of, engagement), on="member_id", how="left")
         out = out.merge(engagement_raw, on="member_id", how="left").assign(as_of=as_of)
         out.to_parquet(spill / f"{i:05d}.parquet", index=False)
         counts = {"explained": counts["explained"] + explained, "reused": counts["reused"] + reused,
-                  "rows": counts["rows"] + len(out)}
+                  "pending": counts["pending"] + pending, "rows": counts["rows"] + len(out)}
     return counts
 
 
@@ -193,7 +245,9 @@ def _table(pairs: list, name: str) -> dg.MetadataValue:
     "words ('paid the last 3 years', 'no email click in 9 months') with their contribution in points; "
     "contributions are Shapley values over feature groups that add up exactly to the score minus the base "
     "(dues_base). Engagement: the mode and signal that contribute most. Incremental: members whose inputs and "
-    "the model are unchanged keep their stored dues reasons.",
+    "the model are unchanged keep their stored dues reasons. At most max_explained_per_run members are explained a "
+    "night (the never-explained first, then the longest unrefreshed): the others keep their dated reasons "
+    "(dues_explained_on; dues_explained_score is the score those contributions add up to) until a later night.",
 )
 def member_score_reasons(context: dg.AssetExecutionContext, warehouse: WarehouseResource, scoring: ScoringResource,
                          config: ReasonsConfig):
@@ -205,11 +259,13 @@ def member_score_reasons(context: dg.AssetExecutionContext, warehouse: Warehouse
         counts = write_score_reasons(warehouse, saved, scoring.seed, config)
     seconds = round(time.monotonic() - started, 1)
     context.log.info(f"reasons for {counts['rows']} members: {counts['explained']} explained, "
-                     f"{counts['reused']} reused, {seconds} s")
+                     f"{counts['reused']} reused, {counts['pending']} left for the next nights "
+                     f"(at most {config.max_explained_per_run} a run), {seconds} s")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": counts["rows"],
         "members_explained": counts["explained"],
         "members_reused": counts["reused"],
+        "members_left_for_next_nights": counts["pending"],
         "seconds": seconds,
         "dues_base": float(counts["base"]) if counts["base"] is not None else float("nan"),
         "top_dues_reason_groups": _table(counts["top_groups"], "dues_reason_1_group"),
