@@ -210,6 +210,8 @@ def run_cycle(world: World, config: SimConfig, cycle: int, observed_paid: pd.Dat
     for name, score in {"truth_without_delivery": dues_reminder_uplift(m.responsiveness.to_numpy(), p_true),
                         "true_p_only": p_true * (1 - p_true), "propensity_peak": propensity * (1 - propensity)}.items():
         measures[f"ceiling_{name}_expected"] = top_k_value(score, expected, volume)
+        measures[f"ceiling_{name}_sends_for_propensity_value"] = sends_for(score, expected,
+                                                                           measures["propensity_expected"])
     for name, model in (candidates or {}).items():
         measures[f"learner_{name}_expected"] = top_k_value(model.predict(features[columns].to_numpy(float)),
                                                            expected, volume)
