@@ -112,7 +112,8 @@ def headline(figures: list[dict], config: SimConfig) -> list[str]:
     lines += ["", "| target | measured | goal | met |", "|---|---|---|---|"]
     for label, key, goal in checks:
         mean = interval([f[key] for f in figures])[0]
-        lines.append(f"| {label} | {fmt(figures, key)} | {goal} | {'yes' if mean >= float(goal.split()[-1]) else 'NO'} |")
+        lines.append(f"| {label} | {fmt(figures, key, 3)} | {goal} | "
+                     f"{'yes' if mean >= float(goal.split()[-1]) else 'NO'} |")
     lines += ["", f"Offline estimates' mean half-width: {fmt(figures, 'offline_half_width_per_100', 1)} incremental "
               "payments per 100 messages. Learner in force in each learned cycle, per seed: "
               + "; ".join(f["chosen_learners"] for f in figures) + "."]

@@ -19,7 +19,10 @@ They are compared by Qini on held-out cycles: each cycle in turn is predicted by
 others, and the Qini is taken over all these out-of-cycle predictions pooled (with one cycle only: on a held-out
 share of members). Even pooled, the Qinis of close learners differ by less than their noise (a few thousand
 randomised members a cycle, effects of a few points), so the choice follows the one-standard-error rule: the
-most constrained learner whose Qini is within one (paired bootstrap) standard error of the best one's.
+most constrained learner whose Qini is within one (paired bootstrap) standard error of the best one's. Rows may
+carry a WEIGHT, the number of eligible members each stands for (an explored row 1 / (2 x exploration share)): the
+Qini then measures the ranking over the pool a policy picks from, not over the randomised sample, where the
+targeted stratum dominates.
 
 The dues propensity at the wave is one of the features: the effect of a reminder depends on how likely the
 member was to pay anyway (sure things and lost causes are not moved).
