@@ -17,6 +17,7 @@ from alumni_orchestration.defs.scoring.resources import ScoringResource
 from alumni_orchestration.defs.scoring.uplift_assets import dues_uplift_model
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
 from alumni_orchestration.partitions import AS_OF_TAG
+from alumni_orchestration.scoring.uplift import CANDIDATES
 from tests.campaign_fixture import WAVE_AS_OF
 
 pytestmark = pytest.mark.slow
@@ -67,7 +68,8 @@ def test_the_uplift_model_trains_on_the_randomised_arms_scores_members_and_is_re
     assert first.success
     model = first.asset_materializations_for_node("dues_uplift_model")[0].metadata
     assert model["refitted"].value is True and model["randomised_rows"].value > 200
-    assert model["chosen_model"].text in ("two_model", "transformed_outcome")
+    assert model["chosen_model"].text in CANDIDATES
+    assert set(model["selection_qini_se"].value) == set(CANDIDATES)  # the one-standard-error rule's errors
     assert "data:image/png;base64," in model["qini_curves"].value
     with duckdb.connect(str(mine), read_only=True) as conn:
         metrics = conn.execute("select metric from scoring.model_metrics where model = 'dues_uplift'").df().metric

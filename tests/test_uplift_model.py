@@ -8,7 +8,18 @@ import pytest
 
 from alumni_orchestration.campaigns.evaluation import estimate_policy
 from alumni_orchestration.campaigns.policies import EXPLORED, TARGETED
-from alumni_orchestration.scoring.uplift import CANDIDATES, MODEL_NAME, fit_uplift_model, qini_coefficient
+from alumni_orchestration.scoring.uplift import (
+    CANDIDATES,
+    MODEL_NAME,
+    WEIGHT,
+    SLearner,
+    XLearner,
+    bootstrap_qini,
+    fit_uplift_model,
+    one_standard_error_choice,
+    qini_coefficient,
+    randomised_rows,
+)
 
 
 def _randomised(n: int, seed: int, holdout: float = 0.1) -> tuple[pd.DataFrame, np.ndarray]:
@@ -78,3 +89,63 @@ def test_the_offline_estimate_covers_the_true_incremental_outcomes_of_a_policy()
         true_value = float((moved & ~paid_anyway)[top].sum())
         covered += estimate.low <= true_value <= estimate.high
     assert covered >= 10
+
+
+def _arrays(frame: pd.DataFrame):
+    return (frame[["x1", "x2"]].to_numpy(), frame.treated.to_numpy(), frame.paid.to_numpy(), frame.p_treat.to_numpy())
+
+
+def test_the_x_learner_finds_who_the_reminder_moves() -> None:
+    data, _ = _randomised(6000, seed=4)
+    model = XLearner(seed=0).fit(*_arrays(data))
+    predicted = model.predict(np.column_stack([np.zeros(2), [-1.0, 1.0]]))
+    assert predicted[1] - predicted[0] > 0.1
+    assert 0.05 < model.g < 0.95  # the blend weight is the share of treated rows
+
+
+def test_the_s_learner_moves_members_near_even_odds_most_and_sure_things_least() -> None:
+    """A reminder that shifts everyone's log-odds by the same amount: the shared-baseline S-learner predicts the
+    largest effect for members who were near even odds, little for sure things and lost causes."""
+    rng = np.random.default_rng(5)
+    n = 8000
+    x1, x2 = rng.normal(scale=2.0, size=n), rng.normal(size=n)
+    treated = (rng.random(n) < 0.7).astype(float)
+    paid = (rng.random(n) < 1 / (1 + np.exp(-(x1 + 0.8 * treated)))).astype(float)
+    model = SLearner(seed=0).fit(np.column_stack([x1, x2]), treated, paid, np.full(n, 0.7))
+    lost, even, sure = model.predict(np.column_stack([[-4.0, -0.4, 4.0], np.zeros(3)]))
+    assert even > 0.12 and even > 3 * max(lost, sure)
+
+
+def test_the_one_standard_error_rule_keeps_the_constrained_learner_unless_another_is_clearly_better() -> None:
+    noisy = {"constrained": np.array([0.010, 0.012, 0.008]), "flexible": np.array([0.020, 0.002, 0.014])}
+    chosen, errors = one_standard_error_choice({"constrained": 0.010, "flexible": 0.012}, noisy)
+    assert chosen == "constrained" and errors["flexible"] == 0.0 and errors["constrained"] > 0.002
+    clear = {"constrained": np.array([0.010, 0.011, 0.009]), "flexible": np.array([0.030, 0.031, 0.029])}
+    assert one_standard_error_choice({"constrained": 0.010, "flexible": 0.030}, clear)[0] == "flexible"
+
+
+def test_bootstrap_qinis_are_paired_and_centred_on_the_qini() -> None:
+    data, effect = _randomised(4000, seed=6)
+    args = data.treated.to_numpy(), data.paid.to_numpy(), data.p_treat.to_numpy()
+    resampled = bootstrap_qini({"a": effect, "same": effect.copy(), "random": np.arange(len(effect)) % 7}, *args)
+    assert np.array_equal(resampled["a"], resampled["same"])  # the same score on the same resamples
+    assert abs(resampled["a"].mean() - qini_coefficient(effect, *args)) < 2 * resampled["a"].std()
+    assert np.mean(resampled["a"] > resampled["random"]) > 0.9
+
+
+def test_rows_weighted_by_the_members_they_stand_for() -> None:
+    """A constant weight changes nothing; weighting the explored rows up measures the pool they were drawn from."""
+    data, effect = _randomised(6000, seed=7)
+    args = data.treated.to_numpy(), data.paid.to_numpy(), data.p_treat.to_numpy()
+    assert qini_coefficient(effect, *args, np.full(len(effect), 3.0)) == pytest.approx(qini_coefficient(effect, *args))
+    explored = data.p_treat.to_numpy() == 0.5
+    weighted = qini_coefficient(effect, *args, np.where(explored, 10.0, 1.0))
+    assert weighted != pytest.approx(qini_coefficient(effect, *args))
+
+    outcomes = pd.DataFrame({"member_id": [1, 2, 3], "dues_year": [2024, 2024, 2025], "step": 1,
+                             "stratum": ["targeted", "explored", "explored"], "arm": ["treatment", "control", "treatment"],
+                             "days_to_dues_paid": [3.0, None, None], "score": [0.6, 0.2, 0.3],
+                             "as_of": pd.Timestamp("2024-03-02")})
+    rows = randomised_rows(outcomes, 0.1, 2026, exploration_share=0.05)
+    assert rows[WEIGHT].tolist() == [1.0, 10.0, 10.0] and rows.p_treat.tolist() == [0.9, 0.5, 0.5]
+    assert WEIGHT not in randomised_rows(outcomes, 0.1, 2026).columns

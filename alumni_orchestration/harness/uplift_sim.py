@@ -34,7 +34,7 @@ from alumni_orchestration.campaigns.policies import (
 )
 from alumni_orchestration.sandbox.world import reminded_to_pay
 from alumni_orchestration.scoring.dues_model import candidates as propensity_candidates
-from alumni_orchestration.scoring.uplift import fit_uplift_model
+from alumni_orchestration.scoring.uplift import CANDIDATES, LABEL_COLUMNS, WEIGHT, fit_uplift_model, learner
 from alumni_orchestration.synthetic.behaviour import dues_reminder_uplift, hash_uniform
 from alumni_orchestration.synthetic.taxonomy import LIFE_STAGES
 
@@ -48,7 +48,14 @@ class SimConfig:
     learned_from: int = 2025          # cycles from this one use the learned uplift policy
     holdout_share: float = 0.10
     exploration_share: float = 0.05
+    early_exploration_share: float | None = None  # the share before `learned_from` (None: exploration_share)
     threshold: float = 0.5            # the propensity rule
+    value_per_conversion_eur: float = 90.0  # uplift_threshold: campaigns.yaml's dues_reminder (annual dues) ...
+    cost_per_message_eur: float = 2.0       # ... and its cost per message
+
+    def exploration(self, cycle: int) -> float:
+        early = self.early_exploration_share
+        return self.exploration_share if early is None or cycle >= self.learned_from else early
 
 
 @dataclass
@@ -133,7 +140,9 @@ def sends_for(score: np.ndarray, value: np.ndarray, target: float) -> int:
 
 
 def run_cycle(world: World, config: SimConfig, cycle: int, observed_paid: pd.DataFrame, history: list[pd.DataFrame],
-              uplift_model) -> tuple[pd.DataFrame, dict]:
+              uplift_model, candidates: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """candidates: every learner fitted on the same rows as `uplift_model` (a diagnostic: what each would have
+    achieved at the same volume, whichever the selection chose)."""
     ids = eligible_pool(world, cycle)
     features = observable_features(world, ids, cycle, observed_paid)
     train_years = [y for y in (cycle - 2, cycle - 1) if y in observed_paid]
@@ -153,7 +162,8 @@ def run_cycle(world: World, config: SimConfig, cycle: int, observed_paid: pd.Dat
     targeted = targeted_mask(targeting, config.threshold, pool)
     arm = pd.Series(None, index=pool.index, dtype=object)
     arm[targeted] = assign_arms(pool.member_id[targeted], CAMPAIGN, str(cycle), config.holdout_share)
-    arm[~targeted] = exploration_arms(pool.member_id[~targeted], CAMPAIGN, str(cycle), config.exploration_share)
+    share = config.exploration(cycle)
+    arm[~targeted] = exploration_arms(pool.member_id[~targeted], CAMPAIGN, str(cycle), share)
     paid_without, expected, realised = true_effects(world, ids, cycle)
     treated = (arm == TREATMENT).to_numpy()
     paid = np.maximum(paid_without, treated * realised)
@@ -162,21 +172,49 @@ def run_cycle(world: World, config: SimConfig, cycle: int, observed_paid: pd.Dat
     stratum = np.where(targeted, TARGETED, EXPLORED)
     rows = features[randomised].reset_index().assign(
         cycle=cycle, treated=treated[randomised].astype(float), paid=paid[randomised],
-        p_treat=np.where(targeted[randomised], 1 - config.holdout_share, 0.5))
+        p_treat=np.where(targeted[randomised], 1 - config.holdout_share, 0.5),
+        weight=np.where(targeted[randomised], 1.0, 1 / (2 * share)))
     scores = {"oracle": expected, "uplift": predicted if learned or uplift_model else propensity,
               "propensity": propensity, "random": random_score(pool.member_id, str(cycle))}
     records = pd.DataFrame({"member_id": ids, "cycle": str(cycle), "stratum": stratum, "arm": arm.to_numpy(),
                             "outcome": paid})[randomised]
     measures = {"cycle": cycle, "policy_in_force": targeting.policy, "eligible": len(ids), "volume": volume,
-                "sent": int(treated.sum()), "explored": int((randomised & ~targeted).sum())}
+                "sent": int(treated.sum()), "explored": int((randomised & ~targeted).sum()),
+                "exploration_share": share}
+    explore_sent = treated & ~targeted
+    measures["explore_sent"] = int(explore_sent.sum())
+    measures["explore_expected"] = float(expected[explore_sent].sum())
+    measures["targeted_sent_expected"] = float(expected[treated & targeted].sum())
     for name, score in scores.items():
         measures[f"{name}_realised"] = top_k_value(score, realised, volume)
         measures[f"{name}_expected"] = top_k_value(score, expected, volume)
-        estimate = estimate_policy(records, score[randomised], volume, config.holdout_share, config.exploration_share)
+        estimate = estimate_policy(records, score[randomised], volume, config.holdout_share, share)
         measures[f"{name}_offline"] = estimate.incremental
         measures[f"{name}_offline_low"], measures[f"{name}_offline_high"] = estimate.low, estimate.high
     measures["uplift_sends_for_propensity_value"] = sends_for(scores["uplift"], expected,
                                                               measures["propensity_expected"])
+    measures["oracle_sends_for_propensity_value"] = sends_for(expected, expected, measures["propensity_expected"])
+    # uplift_threshold: send where predicted uplift x value > cost; propensity's value at as many sends
+    if uplift_model is not None:
+        worth = predicted * config.value_per_conversion_eur > config.cost_per_message_eur
+        measures["threshold_sends"] = int(worth.sum())
+        measures["threshold_expected"] = float(expected[worth].sum())
+        measures["threshold_realised"] = float(realised[worth].sum())
+        measures["propensity_at_threshold_sends_expected"] = top_k_value(propensity, expected, int(worth.sum()))
+    oracle_worth = expected * config.value_per_conversion_eur > config.cost_per_message_eur
+    measures["oracle_threshold_sends"] = int(oracle_worth.sum())
+    measures["oracle_threshold_expected"] = float(expected[oracle_worth].sum())
+    # Ceilings (diagnostics): rankings by parts of the truth, and by the propensity's own p (1 - p)
+    m = world.members.loc[ids]
+    p_true = world.p_pay[cycle].reindex(ids).fillna(0).to_numpy()
+    for name, score in {"truth_without_delivery": dues_reminder_uplift(m.responsiveness.to_numpy(), p_true),
+                        "true_p_only": p_true * (1 - p_true), "propensity_peak": propensity * (1 - propensity)}.items():
+        measures[f"ceiling_{name}_expected"] = top_k_value(score, expected, volume)
+        measures[f"ceiling_{name}_sends_for_propensity_value"] = sends_for(score, expected,
+                                                                           measures["propensity_expected"])
+    for name, model in (candidates or {}).items():
+        measures[f"learner_{name}_expected"] = top_k_value(model.predict(features[columns].to_numpy(float)),
+                                                           expected, volume)
     history.append(rows)
     return rows, measures
 
@@ -186,17 +224,21 @@ def simulate(data_dir: Path, config: SimConfig = SimConfig()) -> tuple[pd.DataFr
     world = load_world(data_dir)
     observed_paid = world.paid.copy()
     history: list[pd.DataFrame] = []
-    model, report, measures = None, None, []
+    model, report, measures, candidates, chosen = None, None, [], None, []
     for cycle in config.cycles:
-        _, row = run_cycle(world, config, cycle, observed_paid, history, model)
+        _, row = run_cycle(world, config, cycle, observed_paid, history, model, candidates)
         measures.append(row)
         data = pd.concat(history, ignore_index=True)
-        columns = [c for c in data.columns if c not in ("member_id", "cycle", "treated", "paid", "p_treat")]
+        columns = [c for c in data.columns if c not in (*LABEL_COLUMNS, WEIGHT)]
         oracle = pd.concat([pd.Series(true_effects(world, h.member_id.to_numpy(), int(h.cycle.iloc[0]))[1],
                                       index=pd.MultiIndex.from_arrays([h.member_id, h.cycle])) for h in history])
         model, report = fit_uplift_model(data, columns, seed=world.seed, oracle=oracle)
-    return pd.DataFrame(measures), {"chosen": report.chosen, "selection_qini": report.selection_qini,
-                                    "metrics": report.metrics}
+        x = data[columns].to_numpy(float), data.treated.to_numpy(float), data.paid.to_numpy(float), \
+            data.p_treat.to_numpy(float)
+        candidates = {name: learner(name, world.seed).fit(*x) for name in CANDIDATES}
+        chosen.append(report.chosen)
+    frame = pd.DataFrame(measures).assign(chosen_before=[None] + chosen[:-1])
+    return frame, {"chosen": report.chosen, "selection_qini": report.selection_qini, "metrics": report.metrics}
 
 
 def write_expected_effects(data_dir: Path, truth_dir: Path) -> Path:

@@ -26,7 +26,14 @@ from alumni_orchestration.scoring.features import (
     point_in_time_features,
 )
 from alumni_orchestration.scoring.plots import markdown_image
-from alumni_orchestration.scoring.uplift import MODEL_NAME, fit_uplift_model, qini_plot_png, randomised_rows
+from alumni_orchestration.scoring.uplift import (
+    LABEL_COLUMNS,
+    MODEL_NAME,
+    WEIGHT,
+    fit_uplift_model,
+    qini_plot_png,
+    randomised_rows,
+)
 from alumni_orchestration.warehouse import WAREHOUSE_POOL, table_exists
 
 SCHEMA = "scoring"
@@ -69,8 +76,9 @@ def _training_data(rows: pd.DataFrame, activity, dues, members) -> tuple[pd.Data
                           left_on="member_id", right_index=True, how="inner")
               for cycle, group in rows.groupby("cycle")]
     data = pd.concat(frames, ignore_index=True)
-    columns = feature_columns(data.drop(columns=["member_id", "cycle", "treated", "p_treat", "paid", "as_of"]))
-    return data[["member_id", "cycle", "treated", "p_treat", "paid", *columns]], columns
+    labels = [c for c in (*LABEL_COLUMNS, WEIGHT) if c in data]
+    columns = feature_columns(data.drop(columns=[*labels, "as_of"]))
+    return data[[*labels, *columns]], columns
 
 
 def _oracle(truth_dir: str) -> pd.Series | None:
@@ -102,8 +110,9 @@ def _save_or_reuse(model_dir: Path, data, columns, seed, oracle, as_of, log):
     specs=[dg.AssetSpec(UPLIFT_MODEL, group_name="scoring", kinds={"scikitlearn", "duckdb"},
                         deps=[get_asset_key_for_model([dbt_models], "campaign_member_outcomes"), PROPENSITY_MODEL,
                               dg.AssetKey(["campaigns", "campaign_audience"])],
-                        description="Who a dues reminder moves: two-model vs transformed-outcome learner on the "
-                        "randomised arms of complete cycles, chosen by Qini on a held-out cycle; saved with its "
+                        description="Who a dues reminder moves: S-, two-model, X- and transformed-outcome learners "
+                        "on the randomised arms of complete cycles, chosen by Qini over out-of-cycle predictions "
+                        "(the most constrained within one standard error of the best); saved with its "
                         "version and data hash; qini, auuc (and on a simulated association oracle_qini and the "
                         "Spearman correlation with the true effect) in scoring.model_metrics."),
            dg.AssetSpec(UPLIFT_SCORES, group_name="scoring", kinds={"scikitlearn", "duckdb"}, deps=[UPLIFT_MODEL],
@@ -123,7 +132,8 @@ def dues_uplift_model(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         propensity = conn.execute("select member_id, dues_propensity from scoring.dues_propensity").df() \
             if table_exists(conn, "scoring.dues_propensity") else pd.DataFrame(columns=["member_id", "dues_propensity"])
     holdout = campaign_list[0].holdout_share if campaign_list else 0.1
-    rows = randomised_rows(outcomes, holdout, as_of.year) if len(outcomes) else pd.DataFrame()
+    exploration = campaign_list[0].targeting.exploration_share if campaign_list else None
+    rows = randomised_rows(outcomes, holdout, as_of.year, exploration) if len(outcomes) else pd.DataFrame()
     if rows.empty or rows.treated.nunique() < 2 or len(rows) < 200:
         context.log.info(f"uplift model: {len(rows)} randomised members of complete cycles; at least 200 in both arms "
                          "are needed. Nothing fitted; the uplift policies fall back on propensity.")
@@ -151,7 +161,8 @@ def dues_uplift_model(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     context.log.info(f"uplift model {version}: chose {report.chosen}, held-out Qini {value['qini']:.4f}")
     yield dg.MaterializeResult(asset_key=UPLIFT_MODEL, metadata={
         "model_version": version, "refitted": refitted, "data_hash": report.data_hash, "chosen_model": report.chosen,
-        "selection_qini": dg.MetadataValue.json(report.selection_qini), "validation": report.validation,
+        "selection_qini": dg.MetadataValue.json(report.selection_qini),
+        "selection_qini_se": dg.MetadataValue.json(getattr(report, "selection_se", {})), "validation": report.validation,
         "training_cycles": dg.MetadataValue.json(sorted(int(c) for c in data.cycle.unique())),
         "randomised_rows": len(data), **{k: float(v) for k, v in value.items()},
         "qini_curves": dg.MetadataValue.md(plot)})
