@@ -19,12 +19,13 @@ demo: $(STAMP)
 
 # Two pytest-xdist workers (the machine's two cores), each module on one worker (its module fixtures are built
 # once), in tests/conftest.py's order: the longest first. (--dist loadgroup does not group under pytest 9.)
+# `make test` prints the 30 slowest tests, so that the suite's cost stays in sight.
 XDIST := -n 2 --dist loadfile --no-loadscope-reorder
 
 test: $(STAMP) chromium
 	$(BIN)/ruff check alumni_orchestration tests
 	$(BIN)/lint-imports
-	$(BIN)/pytest $(XDIST)
+	$(BIN)/pytest $(XDIST) --durations=30
 
 # The fast tier: every test not marked slow (no generated association, no dbt, no Dagster or server
 # subprocess); tests/tiers.py says what makes a test slow. CI runs `make test`, which runs everything.
