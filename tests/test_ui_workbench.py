@@ -137,3 +137,11 @@ def test_member_scores_plots_draw_three_nights(world, browser) -> None:
                for event in events)
     browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", plots)
     screenshot(browser, "member_scores_plots.png")
+
+
+def test_the_campaign_waves_explain_their_missing_partitions(world, browser) -> None:
+    """Campaign and day partitions without a wave show as missing in the catalogue: each wave asset says why."""
+    url, _ = world
+    for asset in ("campaign_audience", "campaign_sends"):
+        _open(browser, f"{url}/assets/campaigns/{asset}", ("Description", "shows as missing in the catalogue: no wave "
+                                                           "that day, not lost data"))
