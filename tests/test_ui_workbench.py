@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -98,6 +97,7 @@ def test_searching_ambassador_finds_the_list(world, browser) -> None:
 def test_campaign_results_leads_with_its_summary_and_draws_the_uplift(world, browser) -> None:
     url, _ = world
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     body = _open(browser, f"{url}/assets/campaigns/campaign_results", ("Metadata", "summary: dues_reminder"))
     # The first metadata row is a campaign's summary, in words, shown whole (not behind a button).
@@ -107,12 +107,17 @@ def test_campaign_results_leads_with_its_summary_and_draws_the_uplift(world, bro
         body[:3000]
     # The uplift picture is drawn in the table, as an image the browser decoded.
     picture = wait_for(browser, By.XPATH, "//img[@alt='uplift in points, 95% CI']")
-    deadline = time.monotonic() + 30
-    while not browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", picture):
-        assert time.monotonic() < deadline, "the uplift picture did not load"
-        time.sleep(0.5)
+    WebDriverWait(browser, 30).until(
+        lambda driver: driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", picture),
+        "the uplift picture did not load")
     assert picture.size["width"] > 200 and picture.size["height"] > 30, picture.size
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", picture)
+    # Every value fits the panel: nothing in the metadata table (a wide Markdown table, the picture) widens it
+    # past what the page shows, which would cut the summaries on the right.
+    table = browser.find_element(By.XPATH, "//table[.//td[starts-with(normalize-space(), 'summary: ')]]")
+    panel = browser.execute_script("return arguments[0].parentElement.clientWidth", table)
+    assert table.size["width"] <= panel, (table.size, panel)
+    first_row = browser.find_element(By.XPATH, "//table//tbody/tr[1]")  # the summaries, then the picture
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", first_row)
     screenshot(browser, "uplift.png")
 
 

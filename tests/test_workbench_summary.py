@@ -216,3 +216,21 @@ def test_the_uplift_picture_stays_short_enough_for_the_ui_to_draw_it_inline() ->
     dots = [int(d) for d in re.findall(r"M(\d+),\d+h0", svg)]
     assert len(bars) == len(dots) == 3 and all(low <= dot <= high for (low, high), dot in zip(bars, dots, strict=True))
     assert interval_svg_markdown([], "points", "uplift") == ""
+
+
+def test_policies_and_the_simulated_truth_read_as_words_rounded_for_people() -> None:
+    from alumni_orchestration.campaigns.summary import policy_sentences, truth_sentences
+
+    policies = pd.DataFrame({"campaign_id": "dues_reminder", "period": ["2026", "2026"],
+                             "policy": ["propensity", "random"], "messages": [340.0, 1210.0], "incremental": [7.1, 4.0],
+                             "per_100_messages": [2.0882, 0.3306], "per_100_low": [-1.0412, -0.5],
+                             "per_100_high": [5.2171, 1.1]})
+    assert policy_sentences(policies) == {"dues_reminder": (
+        "2026 propensity: +2.1 per 100 messages (95% CI -1.0 to +5.2) at 340 messages; "
+        "2026 random: +0.3 per 100 messages (95% CI -0.5 to +1.1) at 1,210 messages.")}
+    truth = pd.DataFrame({"campaign_id": ["dues_reminder"], "cycle": ["2026-r1"], "audience": [510],
+                          "uplift": [0.031], "uplift_ci_low": [-0.012], "uplift_ci_high": [0.074],
+                          "true_uplift": [0.025], "covered": [True]})
+    assert truth_sentences(truth) == {"dues_reminder 2026-r1": (
+        "estimated +3.1 points (95% CI -1.2 points to +7.4 points); simulated truth +2.5 points: covered by the "
+        "interval")}

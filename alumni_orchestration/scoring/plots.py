@@ -43,7 +43,7 @@ UI_INLINE_MARKDOWN_CHARS = 1000
 
 
 def interval_svg_markdown(rows: list[tuple[str, float, float, float]], unit: str, alt: str,
-                          width: int = 440) -> str:
+                          width: int = 400) -> str:
     """A dot-and-whisker picture of (label, estimate, low, high) rows as a Markdown image of an inline SVG,
     short enough that the UI draws it in the metadata table (UI_INLINE_MARKDOWN_CHARS): integer coordinates,
     one path for all intervals and one for all dots. Rows that would not fit are left out, last first (the alt
@@ -63,7 +63,7 @@ def _interval_svg(rows: list[tuple[str, float, float, float]], unit: str, alt: s
     hi = max(0.0, *(r[3] for r in rows))
     span = (hi - lo) or 1.0
     lo, hi = lo - 0.05 * span, hi + 0.05 * span
-    left, right, step = 160, width - 10, 16
+    left, right, step = 170, width - 10, 16
 
     def x(value: float) -> int:
         return round(left + (value - lo) / (hi - lo) * (right - left))
@@ -75,7 +75,7 @@ def _interval_svg(rows: list[tuple[str, float, float, float]], unit: str, alt: s
     labels = "".join(f"<text x='0' y='{y + 4}'>{label}</text>" for (label, *_), y in zip(rows, ys, strict=True))
     base = height - 6
     svg = (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' "
-           f"font-size='11'>{labels}<path d='M{x(0)},2V{base - 10}' stroke='grey'/>"
+           f"font-size='10'>{labels}<path d='M{x(0)},2V{base - 10}' stroke='grey'/>"
            f"<path d='{bars}' stroke='steelblue' stroke-width='2'/>"
            f"<path d='{dots}' stroke='navy' stroke-width='7' stroke-linecap='round'/>"
            f"<text x='{x(0)}' y='{base + 4}' text-anchor='middle'>0</text>"
