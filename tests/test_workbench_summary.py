@@ -129,14 +129,21 @@ def test_campaign_results_leads_with_its_summary_backfill_command_and_uplift_tre
     assert result.success
     [event] = result.get_asset_materialization_events()
     metadata = event.event_specific_data.materialization.metadata
-    assert next(iter(metadata)) == "summary"
-    summary = metadata["summary"].value
-    assert summary.startswith("**dues_reminder 2026-r1**: ")
-    assert "the control group is too small (2 members); an audience of about " in summary or "worked" in summary \
-        or "backfired" in summary
-    assert ("dagster asset materialize -m alumni_orchestration.definitions --select 'group:sources or group:staging "
-            "or group:intermediate or group:marts or key:campaigns/campaign_results' --partition-range "
-            "2026-03-02...2026-04-08") in summary
+    # First the campaign's summary, as text (the UI shows a text value whole, a long Markdown one behind a button),
+    # then its uplift picture, short enough to be drawn in the metadata table, then the backfill to run after it.
+    assert list(metadata)[:3] == ["summary: dues_reminder 2026-r1", "uplift (95% CI)",
+                                  "backfill after: dues_reminder 2026-r1"]
+    summary = metadata["summary: dues_reminder 2026-r1"]
+    assert isinstance(summary, dg.TextMetadataValue)
+    assert "the control group is too small (2 members); an audience of about " in summary.value \
+        or summary.value.startswith(("worked", "backfired"))
+    picture = metadata["uplift (95% CI)"].value
+    assert picture.startswith("![uplift in points, 95% CI](data:image/svg+xml,") and len(picture) < 1000
+    assert "dues_reminder%202026-r1" in picture
+    assert metadata["backfill after: dues_reminder 2026-r1"].value.startswith(
+        "2026-03-02 .. 2026-04-08: dagster asset materialize -m alumni_orchestration.definitions --select "
+        "'group:sources or group:staging or group:intermediate or group:marts or key:campaigns/campaign_results' "
+        "--partition-range 2026-03-02...2026-04-08")
     assert isinstance(metadata["uplift_points/dues_reminder"].value, float)
 
 
@@ -187,3 +194,43 @@ def test_a_campaign_with_an_exploration_arm_gets_one_summary_per_stratum_and_its
     assert summaries.loc["targeted"].summary.startswith("worked: +10.0 points of dues paid")
     assert summaries.loc["explored"].summary.startswith("exploration arm: inconclusive")
     assert campaign_trends(results) == {"uplift_points/dues_reminder": pytest.approx(10.0)}
+
+
+def test_the_uplift_picture_stays_short_enough_for_the_ui_to_draw_it_inline() -> None:
+    """The UI draws a Markdown metadata value in place only under 1,000 characters: the picture leaves out the
+    rows that would not fit, says so, and places each dot between its interval's ends."""
+    import re
+    from urllib.parse import unquote
+
+    from alumni_orchestration.scoring.plots import UI_INLINE_MARKDOWN_CHARS, interval_svg_markdown
+
+    rows = [(f"campaign_{i} 2026-r1", 2.0 * i - 5, 2.0 * i - 12, 2.0 * i + 3) for i in range(12)]
+    few = interval_svg_markdown(rows[:3], "points", "uplift")
+    many = interval_svg_markdown(rows, "points", "uplift")
+    assert len(few) < UI_INLINE_MARKDOWN_CHARS and len(many) < UI_INLINE_MARKDOWN_CHARS
+    assert few.startswith("![uplift](data:image/svg+xml,") and " " not in few.split("](", 1)[1]
+    drawn = int(re.search(r"first (\d+) of 12", many).group(1))
+    assert 4 <= drawn < 12 and many.count("</text>") == drawn + 3
+    svg = unquote(few.split("](", 1)[1][len("data:image/svg+xml,"):-1])
+    bars = [tuple(map(int, b)) for b in re.findall(r"M(\d+),\d+H(\d+)", svg)]
+    dots = [int(d) for d in re.findall(r"M(\d+),\d+h0", svg)]
+    assert len(bars) == len(dots) == 3 and all(low <= dot <= high for (low, high), dot in zip(bars, dots, strict=True))
+    assert interval_svg_markdown([], "points", "uplift") == ""
+
+
+def test_policies_and_the_simulated_truth_read_as_words_rounded_for_people() -> None:
+    from alumni_orchestration.campaigns.summary import policy_sentences, truth_sentences
+
+    policies = pd.DataFrame({"campaign_id": "dues_reminder", "period": ["2026", "2026"],
+                             "policy": ["propensity", "random"], "messages": [340.0, 1210.0], "incremental": [7.1, 4.0],
+                             "per_100_messages": [2.0882, 0.3306], "per_100_low": [-1.0412, -0.5],
+                             "per_100_high": [5.2171, 1.1]})
+    assert policy_sentences(policies) == {"dues_reminder": (
+        "2026 propensity: +2.1 per 100 messages (95% CI -1.0 to +5.2) at 340 messages; "
+        "2026 random: +0.3 per 100 messages (95% CI -0.5 to +1.1) at 1,210 messages.")}
+    truth = pd.DataFrame({"campaign_id": ["dues_reminder"], "cycle": ["2026-r1"], "audience": [510],
+                          "uplift": [0.031], "uplift_ci_low": [-0.012], "uplift_ci_high": [0.074],
+                          "true_uplift": [0.025], "covered": [True]})
+    assert truth_sentences(truth) == {"dues_reminder 2026-r1": (
+        "estimated +3.1 points (95% CI -1.2 points to +7.4 points); simulated truth +2.5 points: covered by the "
+        "interval")}

@@ -136,3 +136,23 @@ def summaries_markdown(summaries: pd.DataFrame) -> str:
                          "(or in the UI: campaign_window_job, that partition range).")
         lines.append("")
     return "\n".join(lines).strip()
+
+
+def policy_sentences(policies: pd.DataFrame) -> dict[str, str]:
+    """Per campaign, each targeting policy's extra outcomes per 100 messages in one line of words (the UI shows
+    a text value whole and wraps it; a wide Markdown table would widen the whole metadata table)."""
+    out = {}
+    for campaign_id, rows in policies.groupby("campaign_id", sort=True):
+        parts = [f"{r.period} {r.policy}: {r.per_100_messages:+.1f} per 100 messages (95% CI {r.per_100_low:+.1f} to "
+                 f"{r.per_100_high:+.1f}) at {people_number(float(r.messages))} messages"
+                 for r in rows.itertuples()]
+        out[str(campaign_id)] = "; ".join(parts) + "."
+    return out
+
+
+def truth_sentences(truth: pd.DataFrame) -> dict[str, str]:
+    """Per campaign and cycle (a simulated association only): the estimate beside the generator's true uplift."""
+    return {f"{r.campaign_id} {r.cycle}": (
+        f"estimated {points(r.uplift)} (95% CI {points(r.uplift_ci_low)} to {points(r.uplift_ci_high)}); simulated "
+        f"truth {points(r.true_uplift)}: {'covered' if r.covered else 'NOT covered'} by the interval")
+        for r in truth.itertuples()}

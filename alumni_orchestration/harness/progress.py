@@ -139,9 +139,26 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
+def first_run_eta(done: list[float], running: dict[str, float], pending: int) -> str:
+    """The time left when no earlier run says how long each step takes: every step left is estimated at the
+    average duration of the steps `done`; a `running` step (name -> seconds it has run) at that average less
+    what it has run. A running step past the average makes the ETA a floor ("at least"), naming the step."""
+    average = sum(done) / len(done)
+    remaining = pending * average + sum(max(average - elapsed, 0.0) for elapsed in running.values())
+    overdue = sorted(step for step, elapsed in running.items() if elapsed > average)
+    basis = f"the average of the {len(done)} step{'s' if len(done) > 1 else ''} done, {_duration(average)}"
+    if overdue:
+        return (f"ETA at least {_duration(remaining)} ({basis}; {', '.join(overdue)} "
+                f"{'is' if len(overdue) == 1 else 'are'} taking longer)")
+    return f"ETA {_duration(remaining)} ({basis})"
+
+
 class _Bar:
     """A rich progress bar on a terminal; plain lines elsewhere. The ETA comes from the same steps' durations
-    in the job's last successful run when there is one, else from the pace of the steps done so far."""
+    in the job's last successful run when there is one. On a first run it estimates each step left at the
+    average duration of the steps done so far, less what a running step has already run: so it does not grow
+    while a long step runs (the pace of the whole run would), and once a running step outlasts that average
+    it says "at least" and which step is taking longer."""
 
     def __init__(self, console: Console, label: str, steps: list[str], expected: dict[str, float]) -> None:
         self.console, self.label, self.steps, self.total = console, label, steps, len(steps)
@@ -149,6 +166,7 @@ class _Bar:
         self.started = time.monotonic()
         self.last_line = self.started
         self.finished: set[str] = set()
+        self.durations: dict[str, float] = {}  # the steps done (not skipped): their own durations
         self.running: dict[str, float] = {}
 
     def __enter__(self) -> _Bar:
@@ -180,9 +198,10 @@ class _Bar:
             remaining = sum(max(self.expected[s] - (now - self.running[s]), 0) if s in self.running
                             else self.expected[s] for s in left)
             return f"ETA {_duration(remaining)} (from the last run)"
-        if not self.finished or not self.total:
+        if not self.durations or not self.total:
             return "ETA unknown"
-        return f"ETA {_duration((now - self.started) / len(self.finished) * len(left))}"
+        return first_run_eta(list(self.durations.values()), {s: now - self.running[s] for s in left if s in self.running},
+                             sum(1 for s in left if s not in self.running))
 
     def step_started(self, step: str) -> None:
         self.running[step] = time.monotonic()
@@ -191,6 +210,8 @@ class _Bar:
         """Records the end of a step and says it; returns its duration."""
         seconds = time.monotonic() - self.running.pop(step, time.monotonic())
         self.finished.add(step)
+        if how != "STEP_SKIPPED":
+            self.durations[step] = seconds
         verb = {"STEP_SUCCESS": "done", "STEP_FAILURE": "FAILED", "STEP_SKIPPED": "skipped"}[how]
         done = len(self.finished)
         if self.console.interactive:

@@ -179,6 +179,14 @@ def member_facts(conn, as_of: dt.date) -> pd.DataFrame:
     """, [as_of]).df()
 
 
+# Why the catalogue counts most of the campaign partitions as "missing", in both assets' descriptions.
+MISSING_PARTITIONS_NOTE = (
+    "\n\nPartitioned by campaign and day: a partition is materialised only on a morning its campaign's sensor found "
+    "members to reach (a wave). Every other campaign and day shows as *missing* in the catalogue: no wave that "
+    "day, not lost data. Do not backfill or \"materialize missing\" them: that would run a wave, and send its "
+    "messages, for each of those days.")
+
+
 def _md(frame: pd.DataFrame) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.to_markdown(index=False) if len(frame) else "_none_")
 
@@ -192,7 +200,8 @@ def _md(frame: pd.DataFrame) -> dg.MetadataValue:
           dg.AssetKey(["staging", "stg_sendgrid__suppressions"]), dg.AssetKey(["staging", "stg_membership__members"])],
     pool=WAREHOUSE_POOL,
     description="Who a campaign wave considers (the members its triggers selected between two consecutive score "
-    "snapshots) and, for each, the reason for inclusion or exclusion, and the arm (treatment or control).",
+    "snapshots) and, for each, the reason for inclusion or exclusion, and the arm (treatment or control)."
+    + MISSING_PARTITIONS_NOTE,
 )
 def campaign_audience(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     campaign, as_of = wave_of(context)
@@ -294,7 +303,8 @@ def unknown_outcome_check(unknown: ledger.UnknownOutcomes, campaign_id: str, as_
     pool=WAREHOUSE_POOL,
     description="The wave's messages, through the ledger campaigns.campaign_sends (unique on campaign, cycle and "
     "member): at most 1,000 personalizations per request, each chunk under its own batch id and send_at outside "
-    "quiet hours, so that an interrupted run can cancel what it cannot vouch for. Control rows are held out.",
+    "quiet hours, so that an interrupted run can cancel what it cannot vouch for. Control rows are held out."
+    + MISSING_PARTITIONS_NOTE,
     check_specs=[dg.AssetCheckSpec(NO_UNKNOWN_OUTCOMES, asset=SENDS, blocking=True,
                                    description="No member of the wave has an unknown outcome (a chunk interrupted too "
                                    "late to cancel). Fails the run; `alumni campaigns resolve --batch ID` settles it.")],

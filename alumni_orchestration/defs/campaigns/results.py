@@ -23,6 +23,7 @@ from alumni_orchestration.campaigns.results import (
     campaign_results,
     outcomes_within_window,
 )
+from alumni_orchestration.campaigns.summary import policy_sentences, truth_sentences
 from alumni_orchestration.defs.campaigns.assets import AUDIENCE, SENDS
 from alumni_orchestration.defs.campaigns.resources import deployment_send_mode
 from alumni_orchestration.defs.dbt.assets import dbt_models
@@ -146,15 +147,16 @@ def campaign_results_asset(context: dg.AssetExecutionContext, config: CampaignRe
         "retention_vs_acquisition_cost_ratio": costs.retention_vs_acquisition,
         "results": dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "_no campaign sent yet_"),
     }
-    if len(policies):
-        metadata["policies_per_100_messages"] = dg.MetadataValue.md(
-            "Each targeting policy's incremental outcomes per 100 messages at the volume it would send, estimated "
-            "from the holdout and exploration arms (95% intervals).\n\n" + policies.round(3).to_markdown(index=False))
+    # In words, one entry per campaign: a wide Markdown table shown in place would widen the UI's whole metadata
+    # table past its panel, and cut the summaries on the right.
+    for campaign_id, sentence in policy_sentences(policies).items() if len(policies) else ():
+        metadata[f"policies per 100 messages: {campaign_id}"] = dg.MetadataValue.text(
+            "each targeting policy's extra outcomes per 100 messages at the volume it would send, estimated from "
+            f"the holdout and exploration arms: {sentence}")
     truth = simulated_truth(results, members, os.environ.get(SIMULATED_TRUTH_DIR, ""))
     if truth is not None and len(truth):
-        metadata["simulated_truth"] = dg.MetadataValue.md(
-            "Synthetic association only: each dues reminder's true uplift in the generator's world.\n\n"
-            + truth.round(4).to_markdown(index=False))
+        for name, sentence in truth_sentences(truth).items():  # synthetic association only
+            metadata[f"simulated truth: {name}"] = dg.MetadataValue.text(sentence)
         metadata["truth_covered"] = f"{int(truth.covered.sum())} of {len(truth)}"
     if len(results.dropna(subset=["uplift"])):
         metadata["uplift_by_campaign"] = dg.MetadataValue.md(markdown_image(uplift_plot_png(results, truth), "uplift"))
