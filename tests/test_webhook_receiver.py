@@ -199,5 +199,5 @@ def test_a_starting_receiver_removes_the_temporary_files_a_killed_write_left(tmp
         assert in_progress.exists() and landing.list_batches("2026-11-20") == ["1-a.json"]
     finally:
         proc.terminate()
-        output, _ = proc.communicate(timeout=10)
+        output, _ = proc.communicate(timeout=60)  # generous: a loaded CI machine once took over 10 s
     assert "removed 2 stale temporary file(s)" in output
