@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +27,17 @@ settings.register_profile("ci", derandomize=True, max_examples=150, deadline=Non
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=300, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A test run started in the background (`cmd &`, as CI runners may) inherits SIGINT ignored. Dagster's
+    in-process runs map SIGTERM to SIGINT's handler when they end, so SIGTERM became ignored too, and every
+    child a later test started inherited that: its terminate() no longer stopped the service (seen in a
+    clean-clone run). With Python's own SIGINT handler, which does not survive exec, children stop on SIGTERM."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _postgres_reachable() -> str | None:
