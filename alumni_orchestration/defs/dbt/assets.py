@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,11 +48,18 @@ def ensure_manifest() -> Path:
     (UI, daemon, demo, tests) loads the models and tests as they are now."""
     manifest = dbt_project.manifest_path
     if not manifest.exists() or manifest.stat().st_mtime < _project_files_newest_mtime():
-        subprocess.run(
-            [str(Path(sys.executable).parent / "dbt"), "parse", "--project-dir", str(DBT_PROJECT_DIR),
-             "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"],
-            check=True,
-        )
+        # Parsed into a private folder, then moved into place whole: another process loading the definitions
+        # meanwhile (a second test worker, the daemon) sees the old manifest or the new one, never half of one.
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=manifest.parent, prefix=".parse-") as private:
+            subprocess.run(
+                [str(Path(sys.executable).parent / "dbt"), "parse", "--project-dir", str(DBT_PROJECT_DIR),
+                 "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", private, "--quiet"],
+                check=True,
+            )
+            for artefact in ("partial_parse.msgpack", "semantic_manifest.json", manifest.name):
+                if (Path(private) / artefact).exists():
+                    os.replace(Path(private) / artefact, manifest.parent / artefact)
     return manifest
 
 
