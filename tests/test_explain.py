@@ -16,6 +16,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from alumni_orchestration.scoring.explain import (
+    antithetic_orders,
     describe_group,
     dues_reasons,
     engagement_contributions,
@@ -62,14 +63,10 @@ def test_contributions_plus_base_give_back_a_calibrated_boosted_model_s_probabil
 def _every_row_shapley(predict, x, groups, background, permutations=2, seed=0):
     """The previous implementation (before only the changed rows were predicted), kept as the reference."""
     names = list(groups)
-    rng = np.random.default_rng(seed)
-    orders = []
-    for _ in range(max(1, permutations // 2)):
-        order = rng.permutation(len(names))
-        orders += [order, order[::-1]]
     n, k = len(x), len(background)
     contributions = np.zeros((n, len(names)))
     base = float(predict(background).mean())
+    orders = antithetic_orders(len(names), permutations, seed)
     for order in orders:
         current = np.repeat(background[None, :, :], n, axis=0).reshape(n * k, -1)
         member_rows = np.repeat(x, k, axis=0)

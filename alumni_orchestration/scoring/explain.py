@@ -54,6 +54,16 @@ def feature_groups(columns: list[str]) -> dict[str, list[int]]:
     return groups
 
 
+def antithetic_orders(groups: int, permutations: int, seed: int) -> list[np.ndarray]:
+    """The seeded orders the groups switch in: each drawn order, then its reverse."""
+    rng = np.random.default_rng(seed)
+    orders = []
+    for _ in range(max(1, permutations // 2)):
+        order = rng.permutation(groups)
+        orders += [order, order[::-1]]
+    return orders
+
+
 def shapley_contributions(predict: Predict, x: np.ndarray, groups: dict[str, list[int]], background: np.ndarray,
                           permutations: int = 2, seed: int = 0) -> tuple[float, pd.DataFrame]:
     """(base, contributions: members x groups). predict maps rows to scores; background: reference rows.
@@ -67,11 +77,7 @@ def shapley_contributions(predict: Predict, x: np.ndarray, groups: dict[str, lis
     the background's own scores and the last the member's own. predict must score each row on its own (as
     trees and calibrators do), so this gives bit-for-bit the scores of predicting every row."""
     names = list(groups)
-    rng = np.random.default_rng(seed)
-    orders = []
-    for _ in range(max(1, permutations // 2)):
-        order = rng.permutation(len(names))
-        orders += [order, order[::-1]]
+    orders = antithetic_orders(len(names), permutations, seed)
     n, k = len(x), len(background)
     contributions = np.zeros((n, len(names)))
     background_scores = predict(background)

@@ -159,7 +159,7 @@ def _dues_chunk(inputs: dict, plan: dict, chosen: np.ndarray, saved: dict, backg
         parts.append(pd.DataFrame({"member_id": waiting, "dues_reasons": PENDING}).reindex(columns=DUES_COLUMNS))
     rows = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else (
         pd.DataFrame(columns=DUES_COLUMNS))
-    reused = int((plan["todo"] == False).sum())  # noqa: E712 - numpy array
+    reused = int((~plan["todo"]).sum())
     return (rows.sort_values("member_id", ignore_index=True), int(fresh_mask.sum()), reused,
             int(plan["todo"].sum() - fresh_mask.sum()))
 
