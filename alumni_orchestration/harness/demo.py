@@ -5,7 +5,8 @@
    free before anything else, and talks to each only once that port is listened on by its own child;
 3. lands the association's webhook history, day by day, as the receiver would have;
 4. starts Dagster as production runs it (a code server and the daemon, on the instance in
-   $ALUMNI_HOME/dagster) and submits the main job `alumni_main` over the whole history, as one run;
+   $ALUMNI_HOME/dagster) and submits the main job `alumni_main` over the history as one run, then once
+   for each of the last two days, as the nightly schedule would (three points on each asset's Plots tab);
 5. closes the loop once, replaying the days since the association's last day (REPLAY_DAYS ago): turns the
    campaign sensors on, and the daemon ticks them and launches the waves they request (sending to the
    sandbox); runs the sandbox's clock through the sends and the recipients' reactions up to now, then
@@ -54,6 +55,8 @@ REPLAY_DAYS = 8
 CAMPAIGN_IDS = ("reengagement", "dues_reminder", "birthday_greeting", "class_anniversary", "welcome_sequence")
 CAMPAIGN_SENSORS = tuple(f"{campaign_id}_sensor" for campaign_id in CAMPAIGN_IDS)
 SENSOR_TICK_TIMEOUT = 300.0
+# The history run, then nightly runs over the last days: three materialisations of each score to plot.
+NIGHTS = 3
 
 # The demo's Dagster instance: the recovery settings of the production one, on SQLite.
 INSTANCE_YAML = (Path(__file__).parents[1] / "deploy" / "demo_instance.yaml").read_text()
@@ -122,6 +125,19 @@ def services(home: Path, data: Path, sandbox_port: int, webhook_port: int, env: 
 def range_tags(first_day: str, last_day: str) -> dict[str, str]:
     """A single-run backfill of the daily partitions first_day .. last_day, as the UI launches one."""
     return {"dagster/asset_partition_range_start": first_day, "dagster/asset_partition_range_end": last_day}
+
+
+def main_runs(first_day: dt.date, end: dt.date, nights: int = NIGHTS) -> list[tuple[str, dict[str, str]]]:
+    """The demo's runs of `alumni_main`: the history up to `nights` days before `end` as one backfill, then one
+    run per remaining day, as the nightly schedule launches them, so the assets' Plots tab has `nights` points."""
+    history_end = max(first_day, end - dt.timedelta(days=nights - 1))
+    runs = [(f"alumni_main over the history {first_day} .. {history_end}",
+             range_tags(first_day.isoformat(), history_end.isoformat()))]
+    day = history_end + dt.timedelta(days=1)
+    while day <= end:
+        runs.append((f"alumni_main, the night after {day}", range_tags(day.isoformat(), day.isoformat())))
+        day += dt.timedelta(days=1)
+    return runs
 
 
 def run_job(stack: DagsterStack, console: Console, job: str, tags: dict[str, str], label: str) -> RunOutcome:
@@ -267,9 +283,9 @@ def run_pipeline(home: Path, manifest: dict, sandbox_port: int, webhook_port: in
                     f"landed {land_history(data)} new webhook batches of history")
         console.say("Starting Dagster (code server and daemon) ...")
         with DagsterStack(home, logs, env) as stack:
-            first_day = max(settings.partitions_start(), manifest["period"]["history_start"])
-            run_job(stack, console, "alumni_main", range_tags(first_day, end.isoformat()),
-                    f"alumni_main over {first_day} .. {end}")
+            first_day = dt.date.fromisoformat(max(settings.partitions_start(), manifest["period"]["history_start"]))
+            for label, tags in main_runs(first_day, end):
+                run_job(stack, console, "alumni_main", tags, label)
             loop = run_campaign_loop(stack, console, sandbox_port, as_of=end + dt.timedelta(days=1),
                                      window_end=dt.date.today())
             console.say(f"Campaign loop: {loop['waves']} wave(s), {len(loop['results'])} result(s) beside the truth")
