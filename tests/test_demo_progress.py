@@ -13,6 +13,7 @@ import pytest
 
 from alumni_orchestration.harness.demo import DemoFailed, failure_message, run_job
 from alumni_orchestration.harness.progress import Console, follow_run
+from tests.demo_checks import check_demo_outputs
 
 pytestmark = pytest.mark.slow
 STEPS = 8
@@ -145,7 +146,13 @@ def test_the_demo_shows_progress_in_under_200_lines_and_its_sensors_launch_the_w
             assert instance.get_ticks(sensors[name].instigator_origin_id, sensors[name].selector_id), name
         waves = instance.get_runs(dg.RunsFilter(job_name="campaign_job"))
         assert all(wave.tags.get("dagster/sensor_name") for wave in waves)
-        assert len(instance.get_runs(dg.RunsFilter(job_name="alumni_main"))) == 1
+        assert len(instance.get_runs(dg.RunsFilter(job_name="alumni_main"))) == 3  # the history, two nights
+    check_demo_outputs(home)
+
+
+@pytest.mark.skipif(not os.environ.get("ALUMNI_DEMO_HOME"), reason="checks a finished demo: ALUMNI_DEMO_HOME=<its home>")
+def test_a_finished_demo_has_its_lists_exports_digest_and_three_nights() -> None:
+    print(check_demo_outputs(Path(os.environ["ALUMNI_DEMO_HOME"])))
 
 
 TOY_DEFS = '''
