@@ -13,7 +13,12 @@ import pandas as pd
 import pytest
 
 from alumni_orchestration.defs.workbench.reasons import PENDING, refresh_order
-from alumni_orchestration.scoring.explain import background_members, input_hashes, needs_explaining
+from alumni_orchestration.scoring.explain import (
+    background_members,
+    input_hashes,
+    needs_explaining,
+    still_standing,
+)
 
 NODE = "scoring__member_score_reasons"
 
@@ -42,7 +47,22 @@ def test_a_run_explains_the_never_explained_first_then_the_longest_unrefreshed_w
     assert refresh_order(todo, explained_on, 0).tolist() == []
 
 
-def _materialise(warehouse: Path, models: str, chunk_size: int, budget: int = 25_000) -> dict:
+def test_stored_reasons_stand_while_the_score_stays_close_and_they_are_young() -> None:
+    stored = pd.DataFrame({"member_id": [1, 2, 3, 4, 5], "dues_explain_version": ["v1", "v1", "v1", "v0", "v1"],
+                           "dues_explained_score": [0.40, 0.40, 0.40, 0.40, np.nan],
+                           "dues_explained_on": pd.to_datetime(["2026-03-01", "2026-03-01", "2026-01-01",
+                                                                "2026-03-01", None])})
+    scores = pd.Series([0.41, 0.43, 0.40, 0.40, 0.40, 0.40], index=[1, 2, 3, 4, 5, 6])
+    ids = pd.Index([1, 2, 3, 4, 5, 6])
+    day = pd.Timestamp("2026-03-10").date()
+    # 1 stands; 2 moved 0.03; 3 is 68 days old; 4 has another explain version; 5 is pending; 6 was never explained
+    assert still_standing(stored, ids, "v1", scores, day, 0.02, 60).tolist() == [True, False, False, False, False,
+                                                                                  False]
+    assert not still_standing(stored, ids, "v1", scores, day, 0.0, 60).any()  # tolerance 0: the exact mode
+
+
+def _materialise(warehouse: Path, models: str, chunk_size: int, budget: int = 25_000,
+                 tolerance: float = 0.0) -> dict:
     from alumni_orchestration.defs.scoring.resources import ScoringResource
     from alumni_orchestration.defs.warehouse.resources import WarehouseResource
     from alumni_orchestration.defs.workbench.reasons import ReasonsConfig, member_score_reasons
@@ -51,11 +71,13 @@ def _materialise(warehouse: Path, models: str, chunk_size: int, budget: int = 25
                             resources={"warehouse": WarehouseResource(path=str(warehouse)),
                                        "scoring": ScoringResource(model_dir=models)},
                             run_config=dg.RunConfig({NODE: ReasonsConfig(chunk_size=chunk_size,
-                                                                         max_explained_per_run=budget)}))
+                                                                         max_explained_per_run=budget,
+                                                                         score_tolerance=tolerance)}))
     assert result.success
     metadata = result.asset_materializations_for_node(NODE)[0].metadata
     return {key: metadata[key].value for key in ("members_explained", "members_reused", "dagster/row_count",
-                                                 "members_left_for_next_nights")}
+                                                 "members_left_for_next_nights",
+                                                 "members_reused_score_within_tolerance")}
 
 
 def _reasons(warehouse: Path) -> pd.DataFrame:
@@ -132,3 +154,37 @@ def test_a_bounded_run_leaves_the_rest_for_the_next_nights_and_catches_up_to_a_f
     assert nights == -(-members // 400) - 1 or nights == -(-members // 400)
     _materialise(fresh, models, chunk_size=20_000)
     pd.testing.assert_frame_equal(_reasons(bounded), _reasons(fresh))
+
+
+@pytest.mark.slow
+def test_a_member_whose_inputs_moved_is_re_explained_only_if_the_score_moved_or_the_reasons_aged(
+        scored_association, tmp_path) -> None:
+    """New clicks for three members (their inputs change): the one whose score moved by 0.05 is explained again,
+    the one whose score moved by 0.005 keeps its reasons, the one whose reasons are 61 days old is explained again."""
+    _, source = scored_association
+    models = str(source.parent / "models")
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(source, warehouse)
+    first = _materialise(warehouse, models, chunk_size=20_000, tolerance=0.02)
+    assert first["members_explained"] == first["dagster/row_count"]
+    before = _reasons(warehouse).set_index("member_id")
+    moved, still, aged = [int(m) for m in before.index[before.dues_base.notna()][[5, 50, 100]]]
+    _add_clicks(warehouse, [moved, still, aged])
+    with duckdb.connect(str(warehouse)) as conn:
+        for member_id, delta in ((moved, 0.05), (still, 0.005)):
+            conn.execute("update scoring.dues_propensity set dues_propensity = dues_propensity + ? "
+                         "where member_id = ?", [delta, member_id])
+        conn.execute("update scoring.member_score_reasons set dues_explained_on = dues_explained_on - interval 61 day "
+                     "where member_id = ?", [aged])
+    second = _materialise(warehouse, models, chunk_size=20_000, tolerance=0.02)
+    assert second["members_explained"] == 2 and second["members_reused_score_within_tolerance"] == 1
+    after = _reasons(warehouse).set_index("member_id")
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        score = dict(conn.execute("select member_id, dues_propensity from scoring.dues_propensity").fetchall())
+    assert after.loc[moved, "dues_explained_score"] == pytest.approx(score[moved])
+    assert after.loc[still, "dues_explained_score"] == before.loc[still, "dues_explained_score"]
+    assert after.loc[still, "dues_explained_on"] == before.loc[still, "dues_explained_on"]
+    assert after.loc[aged, "dues_explained_on"] == before.loc[aged, "dues_explained_on"]  # aged 61 days, then today
+    untouched = after.index.difference([moved, still, aged])
+    pd.testing.assert_frame_equal(after.loc[untouched, ["dues_reasons", "dues_explained_on"]],
+                                  before.loc[untouched, ["dues_reasons", "dues_explained_on"]])

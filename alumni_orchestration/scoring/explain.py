@@ -20,6 +20,7 @@ signal is the largest weighted signal within the top mode.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from collections.abc import Callable
@@ -319,3 +320,18 @@ def needs_explaining(hashes: np.ndarray, version: str, stored: pd.DataFrame, mem
     previous = stored.set_index("member_id").reindex(member_ids)
     same = (previous.dues_input_hash.to_numpy() == hashes) & (previous.dues_explain_version.to_numpy() == version)
     return ~same
+
+
+def still_standing(stored: pd.DataFrame, member_ids: pd.Index, version: str, scores: pd.Series, as_of: dt.date,
+                   tolerance: float, max_age_days: int) -> np.ndarray:
+    """True for members whose stored reasons may stand although their inputs moved: same explain version, the
+    score those reasons add up to (dues_explained_score) within `tolerance` of today's, explained fewer than
+    `max_age_days` ago. Most members' inputs move every day (days since their last activity, age), their score
+    rarely does. stored: member_id, dues_explain_version, dues_explained_score, dues_explained_on."""
+    if stored.empty or tolerance <= 0:
+        return np.zeros(len(member_ids), dtype=bool)
+    previous = stored.set_index("member_id").reindex(member_ids)
+    moved = np.abs(scores.reindex(member_ids).to_numpy(dtype=float) - previous.dues_explained_score.to_numpy(dtype=float))
+    age = (pd.Timestamp(as_of) - pd.to_datetime(previous.dues_explained_on)).dt.days.to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):  # NaN (never explained, pending) compares False: not standing
+        return (previous.dues_explain_version.to_numpy() == version) & (moved < tolerance) & (age < max_age_days)

@@ -5,7 +5,9 @@ window only, the last-seen days and decayed signals aggregated in DuckDB); a mem
 explain version (model, background rows, seed) are unchanged keeps its stored dues reasons. A run explains at
 most `max_explained_per_run` members (the cost of a night stays bounded at any size): the never-explained
 first, then the longest unrefreshed; the others keep their stored reasons, dated by dues_explained_on, with
-dues_explained_score the score their contributions add up to, until a later night refreshes them."""
+dues_explained_score the score their contributions add up to, until a later night refreshes them. A member whose
+inputs moved but whose score did not (within score_tolerance of dues_explained_score, for at most
+max_reason_age_days) keeps them too: days since an activity and age move every night, scores seldom."""
 
 import datetime as dt
 import json
@@ -33,6 +35,7 @@ from alumni_orchestration.scoring.explain import (
     explain_version,
     input_hashes,
     needs_explaining,
+    still_standing,
 )
 from alumni_orchestration.scoring.features import SIGNALS, WINDOW_DAYS, point_in_time_features
 from alumni_orchestration.scoring.history import ACTIVITY_COLUMNS
@@ -51,6 +54,11 @@ class ReasonsConfig(dg.Config):
     background_size: int = 8
     # ~2.5 ms a member on one core: about a minute a night, whatever the association's size.
     max_explained_per_run: int = 25_000
+    # Inputs move daily for most members, scores rarely (about 1% of members by 0.02 a day in the demo): stored
+    # reasons stand while the score they add up to is within this of today's, for up to max_reason_age_days.
+    # 0 re-explains every member whose inputs changed.
+    score_tolerance: float = 0.02
+    max_reason_age_days: int = 60
 
 
 def model_of_version(model_dir: str, version: str) -> dict:
@@ -126,15 +134,19 @@ def refresh_order(todo_ids: np.ndarray, explained_on: pd.Series, budget: int) ->
     return np.sort(order.member_id.to_numpy()[:max(0, budget)])
 
 
-def _plan_chunk(conn, inputs: dict, saved: dict, version: str) -> dict:
-    """What a chunk needs: its inputs' hashes, its stored rows, and which members need explaining."""
+def _plan_chunk(conn, inputs: dict, saved: dict, version: str, scores: pd.Series, as_of: dt.date,
+                config: ReasonsConfig) -> dict:
+    """What a chunk needs: its inputs' hashes, its stored rows, and which members need explaining (changed
+    inputs, unless their stored reasons still stand)."""
     features = inputs["features"]
     hashes = input_hashes(features[saved["columns"]].to_numpy(dtype=float), inputs["last_seen"], SIGNALS)
     stored = conn.execute(f"select {', '.join(DUES_COLUMNS)} from {REASONS_TABLE} "
                           "where member_id in (select member_id from chunk_ids)").df() if _stored(conn) else (
         pd.DataFrame(columns=DUES_COLUMNS))
-    todo = needs_explaining(hashes, version, stored, features.index)
-    return {"hashes": hashes, "stored": stored, "todo": todo}
+    changed = needs_explaining(hashes, version, stored, features.index)
+    standing = changed & still_standing(stored, features.index, version, scores, as_of, config.score_tolerance,
+                                        config.max_reason_age_days)
+    return {"hashes": hashes, "stored": stored, "todo": changed & ~standing, "standing": int(standing.sum())}
 
 
 def _dues_chunk(inputs: dict, plan: dict, chosen: np.ndarray, saved: dict, background: np.ndarray, version: str,
@@ -181,10 +193,11 @@ def _explain_into(spill: Path, conn: duckdb.DuckDBPyConnection, saved: dict, see
     engagement_raw = conn.execute("select member_id, engagement_raw from marts.member_engagement").df()
     chunks = [ids[i * config.chunk_size:(i + 1) * config.chunk_size]
               for i in range(math.ceil(len(ids) / config.chunk_size))]
-    todo_ids, explained_on = [], []
+    todo_ids, explained_on, standing = [], [], 0
     for i, chunk in enumerate(chunks):
         inputs = _member_inputs(conn, chunk, as_of)
-        plan = _plan_chunk(conn, inputs, saved, version)
+        plan = _plan_chunk(conn, inputs, saved, version, scores, as_of, config)
+        standing += plan["standing"]
         pd.to_pickle((inputs, plan), spill / f"plan-{i:05d}.pkl")
         todo_ids.append(inputs["features"].index[plan["todo"]].to_numpy())
         on = plan["stored"].set_index("member_id").dues_explained_on if len(plan["stored"]) else pd.Series(
@@ -193,7 +206,7 @@ def _explain_into(spill: Path, conn: duckdb.DuckDBPyConnection, saved: dict, see
     todo = np.concatenate(todo_ids) if todo_ids else np.array([], dtype=int)
     chosen = refresh_order(todo, pd.concat(explained_on) if explained_on else pd.Series(dtype="datetime64[ns]"),
                            config.max_explained_per_run)
-    counts = {"explained": 0, "reused": 0, "pending": 0, "rows": 0}
+    counts = {"explained": 0, "reused": 0, "pending": 0, "rows": 0, "standing": standing}
     for i, chunk in enumerate(chunks):
         plan_path = spill / f"plan-{i:05d}.pkl"
         inputs, plan = pd.read_pickle(plan_path)
@@ -205,8 +218,8 @@ def _explain_into(spill: Path, conn: duckdb.DuckDBPyConnection, saved: dict, see
         out = out.merge(_engagement(conn, chunk, as_of, engagement), on="member_id", how="left")
         out = out.merge(engagement_raw, on="member_id", how="left").assign(as_of=as_of)
         out.to_parquet(spill / f"{i:05d}.parquet", index=False)
-        counts = {"explained": counts["explained"] + explained, "reused": counts["reused"] + reused,
-                  "pending": counts["pending"] + pending, "rows": counts["rows"] + len(out)}
+        counts |= {"explained": counts["explained"] + explained, "reused": counts["reused"] + reused,
+                   "pending": counts["pending"] + pending, "rows": counts["rows"] + len(out)}
     return counts
 
 
@@ -245,7 +258,8 @@ def _table(pairs: list, name: str) -> dg.MetadataValue:
     "words ('paid the last 3 years', 'no email click in 9 months') with their contribution in points; "
     "contributions are Shapley values over feature groups that add up exactly to the score minus the base "
     "(dues_base). Engagement: the mode and signal that contribute most. Incremental: members whose inputs and "
-    "the model are unchanged keep their stored dues reasons. At most max_explained_per_run members are explained a "
+    "the model are unchanged keep their stored dues reasons, and so do those whose score moved less than "
+    "score_tolerance (0.02) from the score the reasons add up to, for up to max_reason_age_days (60). At most max_explained_per_run members are explained a "
     "night (the never-explained first, then the longest unrefreshed): the others keep their dated reasons "
     "(dues_explained_on; dues_explained_score is the score those contributions add up to) until a later night.",
 )
@@ -265,6 +279,7 @@ def member_score_reasons(context: dg.AssetExecutionContext, warehouse: Warehouse
         "dagster/row_count": counts["rows"],
         "members_explained": counts["explained"],
         "members_reused": counts["reused"],
+        "members_reused_score_within_tolerance": counts["standing"],
         "members_left_for_next_nights": counts["pending"],
         "seconds": seconds,
         "dues_base": float(counts["base"]) if counts["base"] is not None else float("nan"),
