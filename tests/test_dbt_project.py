@@ -137,8 +137,6 @@ def test_an_incremental_nightly_after_a_full_build_equals_a_full_rebuild(built, 
 def test_a_nightly_dagster_run_parses_the_project_at_most_once(built, tmp_path: Path) -> None:
     """The run's three dbt invocations (models, daily mart, member_engagement) get the same vars, so
     the second and third start from the first one's partial parse instead of parsing again."""
-    from dagster_dbt import DbtCliResource
-
     from alumni_orchestration.defs.dbt.assets import (
         DBT_PROJECT_DIR,
         dbt_daily_models,
@@ -146,12 +144,13 @@ def test_a_nightly_dagster_run_parses_the_project_at_most_once(built, tmp_path: 
         dbt_project,
     )
     from alumni_orchestration.defs.warehouse.resources import WarehouseResource
+    from alumni_orchestration.lib.dbt_cli import LocalDbtCliResource
 
     _, source, _ = built
     warehouse = tmp_path / "warehouse.duckdb"
     warehouse.write_bytes(source.read_bytes())
     resources = {"warehouse": WarehouseResource(path=str(warehouse)),
-                 "dbt": DbtCliResource(project_dir=dbt_project, profiles_dir=str(PROJECT), dbt_executable=DBT)}
+                 "dbt": LocalDbtCliResource(project_dir=dbt_project, profiles_dir=str(PROJECT), dbt_executable=DBT)}
     before = os.environ.get("ALUMNI_WAREHOUSE")
     result = dg.materialize([dbt_models, dbt_daily_models], resources=resources, partition_key=TEST_END_DATE,
                             instance=dg.DagsterInstance.ephemeral())

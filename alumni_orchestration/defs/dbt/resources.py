@@ -1,16 +1,13 @@
 """The dbt CLI resource, pointed at the project and the warehouse."""
 
-import sys
-from pathlib import Path
-
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from alumni_orchestration.defs.dbt.assets import dbt_project
+from alumni_orchestration.lib.dbt_cli import LocalDbtCliResource, environment_dbt
 
 
 @dg.definitions
 def dbt_resources() -> dg.Definitions:
-    dbt = DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir),
-                         dbt_executable=str(Path(sys.executable).parent / "dbt"))
+    dbt = LocalDbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir),
+                              dbt_executable=environment_dbt())
     return dg.Definitions(resources={"dbt": dbt})
