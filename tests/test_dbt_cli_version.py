@@ -32,3 +32,15 @@ def test_the_definitions_run_dbt_through_it() -> None:
     from alumni_orchestration.definitions import defs
 
     assert isinstance(defs().resources["dbt"], LocalDbtCliResource)
+
+
+def test_the_in_process_adapter_is_built_only_when_asked(tmp_path: Path, monkeypatch) -> None:
+    from alumni_orchestration.defs.dbt.assets import DBT_PROJECT_DIR
+
+    monkeypatch.setenv("ALUMNI_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.chdir(DBT_PROJECT_DIR)  # as dagster-dbt calls it, from the project
+    args = ["build", "--vars", '{"as_of": "2026-01-10"}']
+    assert _resource(LocalDbtCliResource, environment_dbt())._initialize_dbt_core_adapter(args) is None
+    asked = LocalDbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.project_dir),
+                                dbt_executable=environment_dbt(), in_process_adapter=True)
+    assert asked._initialize_dbt_core_adapter(args).type() == "duckdb"
