@@ -96,3 +96,37 @@ def test_staging_writes_every_day_and_counts_like_the_day_reader(tmp_path: Path)
     assert {q["partition_key"] for q in staged.quarantined} == {DAY}
     assert all(q["scope"] == "row" for q in staged.quarantined)
     assert sorted(set(table.column("partition_date").to_pylist())) == [dt.date(2026, 11, 20), dt.date(2026, 11, 21)]
+
+
+def test_staging_with_the_collector_paused_gives_the_same_file_and_restores_the_collector(tmp_path: Path,
+                                                                                        monkeypatch) -> None:
+    import gc
+
+    landing = _landing(tmp_path)
+    paused = stage_events(landing, [DAY], tmp_path / "paused.parquet")
+    assert gc.isenabled()
+    monkeypatch.setattr(gc, "disable", lambda: None)  # the previous implementation: the collector stays on
+    collecting = stage_events(landing, [DAY], tmp_path / "collecting.parquet")
+    assert pq.read_table(tmp_path / "paused.parquet").equals(pq.read_table(tmp_path / "collecting.parquet"))
+    assert (paused.events_read, paused.events_kept, paused.duplicates, paused.quarantined) == (
+        collecting.events_read, collecting.events_kept, collecting.duplicates, collecting.quarantined)
+
+
+def test_the_collector_comes_back_as_it_was_even_after_an_error() -> None:
+    import gc
+
+    import pytest
+
+    from alumni_orchestration.ingest.collector import collector_paused
+
+    with pytest.raises(ValueError), collector_paused():
+        assert not gc.isenabled()
+        raise ValueError("a parse error")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # it was off: it stays off
+    finally:
+        gc.enable()

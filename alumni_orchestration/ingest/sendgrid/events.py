@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from alumni_orchestration.ingest.collector import collector_paused
 from alumni_orchestration.ingest.records import RAW_DDL, arrow_schema
 from alumni_orchestration.ingest.sendgrid.records import category_json, custom_args_json, epoch_micros
 from alumni_orchestration.webhook.landing import DayStats, Landing, read_day_batches
@@ -97,11 +98,11 @@ class Staged:
 
 def stage_events(landing: Landing, days: list[str], path: Path) -> Staged:
     """Read the days in order into a Parquet file of raw rows: memory holds one day (and the range's
-    sg_event_ids), not the range. An event landed on several days of the range is staged once, under the
+    sg_event_ids), not the range; the garbage collector is paused meanwhile (see ingest/collector.py). An event landed on several days of the range is staged once, under the
     first; the later copies count as duplicates."""
     staged = Staged()
     seen: set[str] = set()
-    with pq.ParquetWriter(path, SCHEMA) as writer:
+    with collector_paused(), pq.ParquetWriter(path, SCHEMA) as writer:
         for name in days:
             day = read_day(landing, name, seen)
             staged.batches += day.stats.batches
