@@ -8,6 +8,7 @@ assets (snapshot sources, non-daily dbt models, scores) are rebuilt once in the 
 
 import dagster as dg
 
+from alumni_orchestration.lib.executor import forkserver_executor
 from alumni_orchestration.partitions import daily_partitions
 
 # The campaign results are rebuilt every night: late webhook events and payments keep arriving.
@@ -27,6 +28,7 @@ alumni_main = dg.define_asset_job(
     selection=MAIN_SELECTION,
     partitions_def=daily_partitions,
     tags=MAIN_RETRY_TAGS,
+    executor_def=forkserver_executor(),  # 22 steps: each step's process forks from one import of the code
     description="Materialise sources, dbt marts and scores (not the campaigns). Daily assets take the run's "
     "partition range; the nightly schedule runs it over yesterday, or every day missed since the last success.",
 )
