@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from alumni_orchestration.defs.warehouse.resources import WarehouseResource
+from alumni_orchestration.lib.dbt_cli import environment_dbt
 from alumni_orchestration.lib.dbt_translator import AlumniDbtTranslator
 from alumni_orchestration.partitions import daily_partitions, run_as_of
 from alumni_orchestration.warehouse import WAREHOUSE_POOL
@@ -53,7 +53,7 @@ def ensure_manifest() -> Path:
         manifest.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=manifest.parent, prefix=".parse-") as private:
             subprocess.run(
-                [str(Path(sys.executable).parent / "dbt"), "parse", "--project-dir", str(DBT_PROJECT_DIR),
+                [environment_dbt(), "parse", "--project-dir", str(DBT_PROJECT_DIR),
                  "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", private, "--quiet"],
                 check=True,
             )
