@@ -130,3 +130,38 @@ def test_the_collector_comes_back_as_it_was_even_after_an_error() -> None:
         assert not gc.isenabled()  # it was off: it stays off
     finally:
         gc.enable()
+
+
+def _staged_with_one_id_set(landing: Landing, days: list[str]) -> list[tuple]:
+    """The rows as staging kept them before 2026-12-01's change: one set of every sg_event_id of the range."""
+    import pyarrow as pa
+
+    seen: set[str] = set()
+    tables = [events_table(day) for day in (read_day(landing, name, seen) for name in days) if day.events]
+    return pa.concat_tables(tables).to_pylist()
+
+
+def test_staging_drops_later_copies_as_the_whole_range_id_set_did(tmp_path: Path) -> None:
+    """An event re-delivered on a later day (or twice later), and one repeated within a day: the staged rows
+    (in order) and counts equal those of the former staging, which held every id of the range in a set."""
+    landing = _landing(tmp_path)
+    landing.write_batch("2026-11-21", "500-e.json",
+                        json.dumps([_event(20), _event(2, event="click"), _event(21), _event(4)]).encode())
+    landing.write_batch("2026-11-22", "600-f.json", json.dumps([_event(2), _event(22), _event(22), _event(20)]).encode())
+    days = [DAY, "2026-11-21", "2026-11-22"]
+    staged = stage_events(landing, days, tmp_path / "events.parquet")
+    rows = pq.read_table(tmp_path / "events.parquet").to_pylist()
+    assert rows == _staged_with_one_id_set(landing, days)
+    assert [r["sg_event_id"] for r in rows if r["partition_date"] != dt.date(2026, 11, 20)] == ["e20", "e21", "e22"]
+    assert staged.events_kept == len(rows) and staged.duplicates == 2 + 2 + 3
+    assert staged.events_read == staged.events_kept + staged.duplicates + len(staged.quarantined)
+    assert not list(tmp_path.glob("events.days*"))  # the per-day file is gone
+
+
+def test_staging_without_copies_across_days_keeps_the_file_as_written(tmp_path: Path) -> None:
+    landing = _landing(tmp_path)
+    landing.write_batch("2026-11-21", "500-e.json", json.dumps([_event(20), _event(21)]).encode())
+    days = [DAY, "2026-11-21"]
+    staged = stage_events(landing, days, tmp_path / "events.parquet")
+    assert pq.read_table(tmp_path / "events.parquet").to_pylist() == _staged_with_one_id_set(landing, days)
+    assert staged.duplicates == 2
