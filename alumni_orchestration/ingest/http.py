@@ -9,13 +9,17 @@
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import requests
+
+_LONG_NUMBER = re.compile(rb"\d{19}")  # an integer orjson might not hold in 64 bits (or a long fraction: harmless)
 
 
 class ProviderError(RuntimeError):
@@ -92,7 +96,7 @@ def request_json(
         else:
             status = response.status_code
             if status < 300:
-                return response.json() if response.content.strip() else None
+                return decoded_json(response)
             last_status = status
             if status == 401 and on_unauthorized is not None and not refreshed:
                 request_headers.update(on_unauthorized())  # e.g. an expired OAuth2 token
@@ -113,6 +117,21 @@ def request_json(
     elapsed = time.monotonic() - started
     raise ProviderError(provider, endpoint,
                         f"gave up after {attempt} attempts in {elapsed:.0f} s (last: {last})", last_status)
+
+
+def decoded_json(response: requests.Response) -> Any:
+    """The body as `response.json()` reads it (None when empty), through orjson: at 1,000,000 members, the
+    standard decoder took a quarter of the HelloAsso staging's time. What orjson refuses (NaN, a body not in
+    UTF-8) or reads otherwise (an integer past 64 bits becomes a float) goes to `response.json()`, as before."""
+    body = response.content
+    if not body.strip():
+        return None
+    if _LONG_NUMBER.search(body):
+        return response.json()
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return response.json()
 
 
 def error_summary(response: requests.Response) -> str:
