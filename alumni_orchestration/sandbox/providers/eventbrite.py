@@ -150,9 +150,13 @@ class EventbriteProvider(Provider):
         page_size = self._page_size(request)
         self._check_organization(request)
         changed_since = request.arg("changed_since")
-        events = [e for e in self.events if not changed_since or e["changed"] >= changed_since]
-        if "venue" in ",".join(request.query.get("expand", [])).split(","):
-            events = [e | {"venue": self.venues.get(e["venue_id"])} for e in events]
+        with_venue = "venue" in ",".join(request.query.get("expand", [])).split(",")
+
+        def listing() -> list[dict[str, Any]]:  # built once per query, not once per page
+            events = [e for e in self.events if not changed_since or e["changed"] >= changed_since]
+            return [e | {"venue": self.venues.get(e["venue_id"])} for e in events] if with_venue else events
+
+        events = self.shared.listing((self.name, "events", changed_since, with_venue), listing)
         return 200, eventbrite_page(events, "events", request.arg("continuation"), page_size,
                                     f"org:{changed_since}")
 
