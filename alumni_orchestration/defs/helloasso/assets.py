@@ -17,6 +17,7 @@ from alumni_orchestration.ingest.helloasso.client import (
     outside_window_quarantine,
     stage_orders,
     stage_payments,
+    stored_places,
     window_summary,
     without_outside_fields,
 )
@@ -69,7 +70,13 @@ def paris_window(first_day: str, last_day: str) -> tuple[str, str]:
 def helloasso_forms(
     context: dg.AssetExecutionContext, helloasso: HelloAssoResource, warehouse: WarehouseResource
 ):
-    records = list(helloasso.client().forms_with_place())
+    try:
+        with warehouse.read() as conn:
+            known = stored_places(conn)
+    except FileNotFoundError:  # the first load: no warehouse yet
+        known = {}
+    client = helloasso.client()
+    records = list(client.forms_with_place(known))
     rows, bad = flatten_helloasso_forms(records)
     with warehouse.write() as conn:
         ensure_raw_schema(conn)
@@ -80,9 +87,11 @@ def helloasso_forms(
         )
         conn.execute("commit")
         loaded = conn.execute(f"select count(*) from {RAW_SCHEMA}.helloasso_forms").fetchone()[0]
-    context.log.info(f"HelloAsso: {len(records)} forms read")
+    context.log.info(f"HelloAsso: {len(records)} forms read, {client.details_read} forms' public details read, "
+                     f"{client.places_kept} places kept from the last load (form unchanged)")
     yield dg.MaterializeResult(
-        metadata=load_metadata(rows_read=len(records), rows_loaded=loaded, quarantined=bad)
+        metadata={**load_metadata(rows_read=len(records), rows_loaded=loaded, quarantined=bad),
+                  "public_details_read": client.details_read, "places_kept_unchanged": client.places_kept}
     )
     yield conservation_check(FORMS, len(records), loaded, len(bad))
 

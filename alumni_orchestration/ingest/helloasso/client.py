@@ -31,7 +31,33 @@ from alumni_orchestration.ingest.helloasso.records import (
 )
 from alumni_orchestration.ingest.http import ProviderError, RetryBudget, request_json
 from alumni_orchestration.ingest.records import RAW_DDL, arrow_schema, chunked, rows_to_arrow
-from alumni_orchestration.warehouse import parquet_source
+from alumni_orchestration.ingest.typed import FieldError, as_iso_timestamp, as_object
+from alumni_orchestration.warehouse import RAW_SCHEMA, parquet_source, table_exists
+
+# (formType, formSlug) -> (meta.updatedAt as stored, city): the places an earlier load read from /public.
+KnownPlaces = dict[tuple[str, str], tuple[dt.datetime, str]]
+
+
+def stored_places(conn: duckdb.DuckDBPyConnection) -> KnownPlaces:
+    """The forms the warehouse holds with a city and their meta.updatedAt."""
+    if not table_exists(conn, f"{RAW_SCHEMA}.helloasso_forms"):
+        return {}
+    rows = conn.execute(f"""select form_type, form_slug, updated_at, city from {RAW_SCHEMA}.helloasso_forms
+                            where city is not null and updated_at is not null""").fetchall()
+    return {(form_type, slug): (updated, city) for form_type, slug, updated, city in rows}
+
+
+def unchanged_place(form: dict[str, Any], known: KnownPlaces) -> dict[str, str] | None:
+    """The stored place of a form whose listing shows the same meta.updatedAt as when its place was read
+    (HelloAsso moves updatedAt when a form is edited), else None: its /public details must be read."""
+    stored = known.get((form.get("formType"), form.get("formSlug")))
+    if stored is None:
+        return None
+    try:
+        updated = as_iso_timestamp(as_object(form.get("meta"), "meta").get("updatedAt"), "meta.updatedAt")
+    except FieldError:
+        return None
+    return {"city": stored[1]} if updated == stored[0] else None
 
 PROVIDER = "HelloAsso"
 
@@ -68,6 +94,8 @@ class HelloAssoClient:
     _refresh: str | None = None
     _expires_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    details_read: int = 0  # forms_with_place: /public calls made, and places kept from the last load
+    places_kept: int = 0
 
     def _token(self, force: bool = False) -> str:
         with self._lock:
@@ -116,15 +144,22 @@ class HelloAssoClient:
                 return None
             raise
 
-    def forms_with_place(self) -> Iterator[Any]:
+    def forms_with_place(self, known: KnownPlaces | None = None) -> Iterator[Any]:
         """The forms, an Event's with its place: the listing (FormLightModel) documents no place, only a form's
-        /public details do, so an event's city costs one call per Event form."""
+        /public details do, so an event's city costs one call per Event form, unless `known` holds its place
+        and the form is unchanged since (`unchanged_place`)."""
         for form in self.forms():
             if (isinstance(form, dict) and "place" not in form and form.get("formType") == "Event"
                     and isinstance(form.get("formSlug"), str) and form["formSlug"]):
-                public = self.form_public(form["formType"], form["formSlug"])
-                if isinstance(public, dict) and public.get("place") is not None:
-                    form = {**form, "place": public["place"]}
+                kept = unchanged_place(form, known or {})
+                if kept is not None:
+                    self.places_kept += 1
+                    form = {**form, "place": kept}
+                else:
+                    self.details_read += 1
+                    public = self.form_public(form["formType"], form["formSlug"])
+                    if isinstance(public, dict) and public.get("place") is not None:
+                        form = {**form, "place": public["place"]}
             yield form
 
     def orders(self, date_from: str, date_to: str) -> Iterator[dict[str, Any]]:
