@@ -225,3 +225,29 @@ def test_money_balance_holds_for_the_documented_orders_and_names_an_order_whose_
         assert not balance.passed and balance.unbalanced == [(21001, 11000, 6000)]
         # Another window's orders are not this window's business.
         assert money_balance(conn, "raw", "2025-04-01", "2025-04-30").orders_checked == 0
+
+
+def test_staging_pauses_the_collector_only_while_it_stages(tmp_path: Path) -> None:
+    """The staged rows are those of the in-memory load (test above, staged with the collector paused);
+    the collector runs again afterwards, even when the records fail mid-way."""
+    import gc
+
+    raw_orders, raw_payments = _records()
+    states: list[bool] = []
+
+    def watched(records):
+        for record in records:
+            states.append(gc.isenabled())
+            yield record
+
+    stage_orders(watched(raw_orders), tmp_path / "o.parquet", tmp_path / "i.parquet", tmp_path / "x.parquet")
+    stage_payments(watched(raw_payments), tmp_path / "p.parquet")
+    assert states and not any(states) and gc.isenabled()
+
+    def failing():
+        yield from raw_orders[:2]
+        raise ConnectionError("the provider went away")
+
+    with pytest.raises(ConnectionError):
+        stage_orders(failing(), tmp_path / "o2.parquet", tmp_path / "i2.parquet", tmp_path / "x2.parquet")
+    assert gc.isenabled()

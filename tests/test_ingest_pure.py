@@ -106,3 +106,29 @@ def test_suppressions_keep_their_kind_and_quarantine_rows_without_email() -> Non
                                      [{"email": "c@d.fr", "group_id": 1, "group_name": "Lettre", "created_at": 1700000001}])
     assert [(r["email"], r["kind"]) for r in rows] == [("a@b.fr", "bounces"), ("c@d.fr", "group_unsubscribes")]
     assert [b["reason"] for b in bad] == ["missing_email"]
+
+
+def test_attendees_flattened_by_chunks_with_the_collector_paused_equal_one_flatten_of_all() -> None:
+    import gc
+
+    import pyarrow as pa
+
+    from alumni_orchestration.ingest.records import RAW_DDL, arrow_schema, flatten_to_arrow, rows_to_arrow
+    from tests.fixture_server import fixture
+
+    documented = fixture("eventbrite", "organization_attendees.json")["attendees"]
+    records = [{**a, "id": f"{a['id']}{n}"} for n in range(7) for a in documented] + ["not an attendee"]
+    states: list[bool] = []
+
+    def watched():
+        for record in records:
+            states.append(gc.isenabled())
+            yield record
+
+    table, bad, read = flatten_to_arrow(watched(), flatten_eventbrite_attendees, RAW_DDL["eventbrite_attendees"],
+                                        chunk_size=3)
+    rows, rejected = flatten_eventbrite_attendees(records)
+    ddl = RAW_DDL["eventbrite_attendees"]
+    assert table.equals(pa.concat_tables([rows_to_arrow(rows, ddl, arrow_schema(ddl))]))
+    assert bad == rejected and read == len(records) and len(rows) == 7 * len(documented)
+    assert states and not any(states) and gc.isenabled()

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
+from alumni_orchestration.ingest.collector import collector_paused
 from alumni_orchestration.warehouse import payload_json
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -94,6 +95,7 @@ def chunked(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
+@collector_paused()  # parsing pages allocates millions of objects: see ingest/collector.py
 def flatten_to_arrow(records: Iterable[Any], flatten: Callable[[list[Any]], tuple[list[dict], list[dict]]], ddl: str,
                      chunk_size: int = 20_000) -> tuple[pa.Table, list[dict], int]:
     """(rows as one Arrow table, quarantined, records read), flattening `chunk_size` records at a time: the

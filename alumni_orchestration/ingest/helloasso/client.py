@@ -24,6 +24,7 @@ import duckdb
 import pyarrow.parquet as pq
 import requests
 
+from alumni_orchestration.ingest.collector import collector_paused
 from alumni_orchestration.ingest.helloasso.records import (
     ITEM_EMAIL_LABELS,
     flatten_helloasso_order_details,
@@ -189,6 +190,7 @@ SCHEMAS = {name: arrow_schema(ddl) for name, ddl in DDL.items()}
 CHUNK_RECORDS = 5_000  # 50 pages of 100: what memory holds of the API's records at a time
 
 
+@collector_paused()  # parsing pages allocates millions of objects: see ingest/collector.py
 def stage_orders(records: Iterable[Any], orders_path: Path, items_path: Path, options_path: Path,
                  chunk_size: int = CHUNK_RECORDS,
                  email_labels: tuple[str, ...] = ITEM_EMAIL_LABELS) -> tuple[int, list[dict[str, Any]]]:
@@ -214,6 +216,7 @@ def stage_orders(records: Iterable[Any], orders_path: Path, items_path: Path, op
     return read, bad
 
 
+@collector_paused()
 def stage_payments(records: Iterable[Any], path: Path,
                    chunk_size: int = CHUNK_RECORDS) -> tuple[int, list[dict[str, Any]]]:
     """Payments into a Parquet file of raw rows; (records read, quarantined) as `flatten_helloasso_payments`."""
