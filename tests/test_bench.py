@@ -311,3 +311,21 @@ def test_a_full_load_stopped_at_its_time_limit_gives_lower_bounds_not_results() 
         "1000000m-3y": {"full": over}}})
     assert rows["peak RSS, 1,000,000 members, full load and nightly"]["status"].startswith("missed (already over")
     assert rows["peak RSS, 1,000,000 members, full load and nightly"]["previous"] == "≥ 20.00 GB"
+
+
+def test_a_phase_stopped_after_dbt_has_its_marts_built_and_no_stage_failed() -> None:
+    """A full load stopped (time limit or kill) after ingest and dbt completed: its marts are built, so the
+    engagement comparison must use them rather than run the whole scenario again (which also wiped the
+    stopped run's logs). Its record's text lists the completed stages, which are not failures."""
+    from alumni_orchestration.harness.bench.measure import marts_built
+    from alumni_orchestration.harness.bench.plan import failed_stages
+
+    stopped = {"stages": {"ingest": 2337.4, "dbt": 175.6}, "success": False, "interrupted": True,
+               "failed_stage": "the phase process exited with code -9, see /runs/1000000m-3y/logs/full.log; "
+                               "stages completed: ingest, dbt"}
+    assert failed_stages(stopped) == set() and marts_built(stopped)
+    stopped_after_a_failed_dbt = {**stopped, "failed_stages": ["dbt"]}
+    assert failed_stages(stopped_after_a_failed_dbt) == {"dbt"} and not marts_built(stopped_after_a_failed_dbt)
+    failed = {"stages": {"ingest": 1.0, "dbt": 2.0, "scoring": 3.0}, "success": False, "failed_stage": "dbt, scoring"}
+    assert failed_stages(failed) == {"dbt", "scoring"} and not marts_built(failed)
+    assert failed_stages(None) == set() and not marts_built(None)

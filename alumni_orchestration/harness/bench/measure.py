@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alumni_orchestration.harness.bench.plan import STAGES
+from alumni_orchestration.harness.bench.plan import STAGES, failed_stages
 from alumni_orchestration.harness.sandbox_clock import SANDBOX_ENV
 
 
@@ -62,8 +62,8 @@ def history_growth(long: dict | None, short: dict | None) -> dict[str, Any] | No
     """Nightly time with the longer history over the shorter, on the stages that succeeded in both."""
     if not long or not short:
         return None
-    ok = [s for s in STAGES if s in long["stages"] and s in short["stages"]
-          and s not in (long.get("failed_stage") or "") and s not in (short.get("failed_stage") or "")]
+    failed = failed_stages(long) | failed_stages(short)
+    ok = [s for s in STAGES if s in long["stages"] and s in short["stages"] and s not in failed]
     if not ok:
         return None
     long_seconds, short_seconds = sum(long["stages"][s] for s in ok), sum(short["stages"][s] for s in ok)
@@ -80,8 +80,7 @@ def largest_process(run: dict) -> int:
 
 
 def marts_built(run: dict | None) -> bool:
-    return bool(run) and "dbt" in run["stages"] and "ingest" not in (run["failed_stage"] or "") \
-        and "dbt" not in (run["failed_stage"] or "")
+    return bool(run) and "dbt" in run["stages"] and not failed_stages(run) & {"ingest", "dbt"}
 
 
 def compare_engagement(warehouse: Path, as_of: str, work: Path) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def phase_record(first_day: str, last_day: str, stages: dict[str, float], steps:
     return {"first_day": first_day, "last_day": last_day, "stages": dict(stages), "steps": dict(steps),
             "total_seconds": sum(stages.values()),
             "pipeline_seconds": sum(stages[s] for s in STAGES if s in stages),
-            "success": not failed, "failed_stage": ", ".join(failed) or None,
+            "success": not failed, "failed_stage": ", ".join(failed) or None, "failed_stages": list(failed),
             "failure": failure_reason(failed), "campaigns": campaign_report,
             "peak_rss_self_bytes": peaks["self"], "peak_rss_children_bytes": peaks["children"],
             "peak_rss_bytes": max(peaks.values()), "peak_rss_self_after_stage_bytes": dict(peak_after),

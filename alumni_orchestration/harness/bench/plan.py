@@ -52,6 +52,17 @@ def phase_windows(history_start: str, end_date: str) -> dict[str, tuple[str, str
     return {"full": (history_start, day_before), "nightly": (last.isoformat(), last.isoformat())}
 
 
+def failed_stages(run: dict | None) -> set[str]:
+    """The stages that failed in a phase's record. A phase stopped by its time limit or a kill lists the
+    stages it completed in its text ("...; stages completed: ingest, dbt"): those did not fail."""
+    if not run:
+        return set()
+    if "failed_stages" in run:
+        return set(run["failed_stages"])
+    reason = (run.get("failed_stage") or "").split("; stages completed:")[0]
+    return {stage for stage in ALL_STAGES if stage in reason}
+
+
 def seconds_text(value: float | None) -> str:
     if value is None:
         return "—"

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from alumni_orchestration.harness.bench.measure import largest_process
-from alumni_orchestration.harness.bench.plan import ALL_STAGES, GB, gb_text, scenario_label, seconds_text
+from alumni_orchestration.harness.bench.plan import (
+    ALL_STAGES,
+    GB,
+    failed_stages,
+    gb_text,
+    scenario_label,
+    seconds_text,
+)
 
 LARGE, MEDIUM = 1_000_000, 100_000
 SCORE_HISTORY_STEP = "scoring__member_score_history"
@@ -50,7 +57,7 @@ def _peak(m: dict, size: int) -> int | None:
 
 def _score_history(m: dict) -> float | None:
     run = _run(m, LARGE, "full")
-    if not run or "scoring" in (run.get("failed_stage") or ""):
+    if not run or "scoring" in failed_stages(run):
         return None
     return run.get("steps", {}).get(SCORE_HISTORY_STEP)
 
