@@ -32,6 +32,15 @@ def _paris(year: int, month: int, day: int, hour: int = 2, fold: int = 0) -> dt.
 T = dt.datetime.now(PARIS).date()
 
 
+@pytest.fixture(autouse=True)
+def _today_as_the_test_starts() -> None:
+    """T is today when each test starts, not when the module was imported: a suite that runs past midnight in
+    Paris (CI at 23:00 UTC) recorded its materialisations after midnight against yesterday's T, so a day
+    'materialised while in progress' looked done."""
+    global T
+    T = dt.datetime.now(PARIS).date()
+
+
 def _day(offset: int) -> str:
     return (T + dt.timedelta(days=offset)).isoformat()
 
