@@ -112,12 +112,14 @@ def drop_later_copies(days_file: Path, path: Path) -> int:
         if total == hashes:
             days_file.replace(path)
             return 0
-        numbered = source[:-1] + ", file_row_number = true)"
-        conn.execute(f"""copy (select * exclude (file_row_number) from {numbered}
-                              qualify row_number() over (partition by sg_event_id order by file_row_number) = 1
-                              order by file_row_number)
-                         to '{str(path).replace("'", "''")}' (format parquet)""")
-        kept = conn.execute(f"select count(*) from {parquet_source(path)}").fetchone()[0]
+        # COPY answers the number of rows it wrote.
+        kept = conn.execute(f"""copy (select * exclude (file_row_number)
+                                      from read_parquet(?, file_row_number = true)
+                                      qualify row_number() over (partition by sg_event_id
+                                                                 order by file_row_number) = 1
+                                      order by file_row_number)
+                                 to '{str(path).replace("'", "''")}' (format parquet)""",
+                            [str(days_file)]).fetchone()[0]
     days_file.unlink()
     return total - kept
 
